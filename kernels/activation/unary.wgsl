@@ -1,0 +1,89 @@
+// Unary activations y = f(x) and their backward dx = dy * f'(x), one pipeline per OP.
+// OP codes (keep in step with UNARY in src/graph/ops/activation.ts):
+//   0 relu, 1 leaky_relu(alpha), 2 gelu (exact erf), 3 sigmoid, 4 hard_sigmoid (Keras 2:
+//   clip(0.2x + 0.5, 0, 1)), 5 tanh, 6 exp, 7 log, 8 neg, 9 abs, 10 sqrt, 11 square.
+// Bindings: 0 uniforms, 1 x, 2 dy (backward only; bound to x in forward), 3 y (forward: f(x), backward: dx).
+override OP: u32 = 0u;
+struct Params { n: u32, alpha: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+// erf to ~1.2e-7 relative (Numerical Recipes erfc Chebyshev fit); WGSL has no erf builtin.
+fn erf_(v: f32) -> f32 {
+  let z = abs(v);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+    t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, v >= 0.0);
+}
+
+fn sigmoid_(v: f32) -> f32 {
+  // Split by sign so exp never overflows.
+  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
+  let e = exp(v);
+  return e / (1.0 + e);
+}
+
+fn tanh_(v: f32) -> f32 {
+  // 1 - 2/(exp(2v)+1) is exact enough and saturates cleanly; the builtin is NaN past ~±44 on some drivers.
+  let a = min(abs(v), 20.0);
+  let e = exp(2.0 * a);
+  let t = 1.0 - 2.0 / (e + 1.0);
+  return select(-t, t, v >= 0.0);
+}
+
+fn forward(v: f32) -> f32 {
+  switch OP {
+    case 0u: { return max(v, 0.0); }
+    case 1u: { return select(p.alpha * v, v, v > 0.0); }
+    case 2u: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
+    case 3u: { return sigmoid_(v); }
+    case 4u: { return clamp(0.2 * v + 0.5, 0.0, 1.0); }
+    case 5u: { return tanh_(v); }
+    case 6u: { return exp(v); }
+    case 7u: { return log(v); }
+    case 8u: { return -v; }
+    case 9u: { return abs(v); }
+    case 10u: { return sqrt(v); }
+    default: { return v * v; }
+  }
+}
+
+fn derivative(v: f32) -> f32 {
+  switch OP {
+    case 0u: { return select(0.0, 1.0, v > 0.0); }
+    case 1u: { return select(p.alpha, 1.0, v > 0.0); }
+    case 2u: {
+      let cdf = 0.5 * (1.0 + erf_(v * 0.70710678118654752));
+      let pdf = 0.3989422804014327 * exp(-0.5 * v * v);
+      return cdf + v * pdf;
+    }
+    case 3u: { let s = sigmoid_(v); return s * (1.0 - s); }
+    // Keras' hard_sigmoid passes gradient 0.2 strictly inside (-2.5, 2.5).
+    case 4u: { return select(0.0, 0.2, v > -2.5 && v < 2.5); }
+    case 5u: { let t = tanh_(v); return 1.0 - t * t; }
+    case 6u: { return exp(v); }
+    case 7u: { return 1.0 / v; }
+    case 8u: { return -1.0; }
+    case 9u: { return sign(v); }
+    case 10u: { return 0.5 / sqrt(v); }
+    default: { return 2.0 * v; }
+  }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  y[i] = forward(x[i]);
+}
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  y[i] = dy[i] * derivative(x[i]);
+}

@@ -1,0 +1,42 @@
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { createDevice } from "../node.ts";
+import { parseCase, runCase } from "../golden/runner.ts";
+
+/** `pulmo check-golden DIR`: one line per case, then `N passed, M failed`; exit 1 on any failure. */
+export async function checkGolden(args: string[]): Promise<number> {
+  const dir = args[0];
+  if (!dir) {
+    console.error("usage: pulmo check-golden DIR");
+    return 2;
+  }
+  let files: string[];
+  try {
+    files = statSync(dir).isDirectory()
+      ? readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort().map((f) => join(dir, f))
+      : [dir];
+  } catch {
+    console.error(`check-golden: cannot read ${dir}`);
+    return 2;
+  }
+  const device = await createDevice();
+  let passed = 0,
+    failed = 0;
+  for (const f of files) {
+    const name = basename(f, ".safetensors");
+    let line: string;
+    try {
+      const c = parseCase(name, readFileSync(f));
+      const r = await runCase(device, c);
+      line = `${r.pass ? "PASS" : "FAIL"} ${name.padEnd(32)} ${r.op.padEnd(20)} worst rel_l2 ${Number.isFinite(r.worst) ? r.worst.toExponential(2) : "-"}${r.detail ? `  ${r.detail}` : ""}`;
+      r.pass ? passed++ : failed++;
+    } catch (e) {
+      line = `FAIL ${name.padEnd(32)} error: ${(e as Error).message}`;
+      failed++;
+    }
+    console.log(line);
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  device.destroy();
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,2 @@
+export * from "./runtime/index.ts";
+export * from "./graph/index.ts";

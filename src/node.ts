@@ -1,0 +1,3 @@
+// Package entry for Node: installs the Dawn platform, then exposes the library.
+import "./platform/node.ts";
+export * from "./index.ts";

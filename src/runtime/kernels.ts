@@ -1,0 +1,142 @@
+import { WgslReflect } from "wgsl_reflect/wgsl_reflect.module.js";
+import { PulmoError } from "./errors.ts";
+
+/** Where WGSL text comes from: the Node platform reads `kernels/` from disk, the browser bundle
+ * registers the files esbuild inlined. Kernel names are paths under `kernels/` without `.wgsl`. */
+export type KernelSourceLoader = (name: string) => string;
+let loader: KernelSourceLoader | null = null;
+export function setKernelSourceLoader(l: KernelSourceLoader): void {
+  loader = l;
+}
+
+export interface UniformField {
+  offset: number;
+  /** scalar type of each component: u32, i32 or f32 */
+  scalar: "u32" | "i32" | "f32";
+  count: number; // 1 for scalars, 2-4 for vectors, n for arrays of scalars
+  stride: number; // bytes between components (4, or 16 for array elements in uniform space)
+}
+
+export interface BindingInfo {
+  name: string;
+  binding: number;
+  kind: "uniform" | "read-only-storage" | "storage";
+  uniformSize?: number;
+  fields?: Map<string, UniformField>;
+}
+
+export interface KernelInfo {
+  name: string;
+  code: string;
+  bindings: BindingInfo[];
+  overrides: Set<string>;
+  entries: Set<string>;
+}
+
+const SCALARS = new Set(["u32", "i32", "f32"]);
+
+function fieldOf(member: any): UniformField {
+  const t = member.type;
+  if (SCALARS.has(t.name)) return { offset: member.offset, scalar: t.name, count: 1, stride: 4 };
+  const fmt = t.format?.name;
+  const vec = /^vec([234])([uif]?)$/.exec(t.name);
+  if (vec) {
+    const scalar = (fmt ?? { u: "u32", i: "i32", f: "f32" }[vec[2]!]) as UniformField["scalar"];
+    return { offset: member.offset, scalar, count: Number(vec[1]), stride: 4 };
+  }
+  if (t.name === "array" && /^vec4/.test(fmt ?? "")) {
+    // array<vec4<T>, N>: the usual way to pass more than four shape numbers; packed densely.
+    const scalar = (t.format.format?.name ?? { u: "u32", i: "i32", f: "f32" }[fmt.slice(4)]) as UniformField["scalar"];
+    return { offset: member.offset, scalar, count: t.count * 4, stride: 4 };
+  }
+  if (t.name === "array" && fmt && SCALARS.has(fmt)) {
+    const stride = t.stride ?? 16;
+    return { offset: member.offset, scalar: fmt, count: t.count, stride };
+  }
+  throw new PulmoError(`uniform member ${member.name}: unsupported type ${t.name}`);
+}
+
+const cache = new Map<string, KernelInfo>();
+
+/** Loads and reflects a kernel once: its bind-group layout comes from the WGSL itself. */
+export function kernelInfo(name: string): KernelInfo {
+  const hit = cache.get(name);
+  if (hit) return hit;
+  if (!loader) throw new PulmoError("no kernel source loader registered (import pulmo's node or browser entry)");
+  const code = loader(name);
+  const reflect = new WgslReflect(code);
+  const bindings: BindingInfo[] = [];
+  for (const group of reflect.getBindGroups())
+    for (const v of group ?? []) {
+      if (!v) continue;
+      if (v.group !== 0) throw new PulmoError(`kernel ${name}: only @group(0) is supported (${v.name})`);
+      if (v.resourceType === 0) {
+        const fields = new Map<string, UniformField>();
+        for (const m of (v.type as any).members ?? []) fields.set(m.name, fieldOf(m));
+        bindings.push({ name: v.name, binding: v.binding, kind: "uniform", uniformSize: v.size, fields });
+      } else if (v.resourceType === 1) {
+        const access = String(v.access);
+        bindings.push({ name: v.name, binding: v.binding, kind: access === "read" ? "read-only-storage" : "storage" });
+      } else throw new PulmoError(`kernel ${name}: binding ${v.name} is not a buffer`);
+    }
+  bindings.sort((a, b) => a.binding - b.binding);
+  const info: KernelInfo = {
+    name,
+    code,
+    bindings,
+    overrides: new Set(reflect.overrides.map((o: any) => o.name)),
+    entries: new Set(reflect.entry.compute.map((e: any) => e.name)),
+  };
+  cache.set(name, info);
+  return info;
+}
+
+export interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  info: KernelInfo;
+}
+
+/** Pipelines are keyed by kernel, entry point and override constants only: shapes travel in
+ * uniforms, so one compiled pipeline serves every shape. */
+export class PipelineCache {
+  private pipelines = new Map<string, CachedPipeline>();
+  private modules = new Map<string, GPUShaderModule>();
+  constructor(private device: GPUDevice) {}
+
+  get size(): number {
+    return this.pipelines.size;
+  }
+
+  get(name: string, entry: string, constants: Record<string, number>): CachedPipeline {
+    const keys = Object.keys(constants).sort();
+    const key = `${name}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    const info = kernelInfo(name);
+    if (!info.entries.has(entry)) throw new PulmoError(`kernel ${name} has no compute entry point '${entry}'`);
+    for (const k of keys)
+      if (!info.overrides.has(k)) throw new PulmoError(`kernel ${name} has no override constant '${k}'`);
+    let module = this.modules.get(name);
+    if (!module) {
+      module = this.device.createShaderModule({ code: info.code, label: name });
+      this.modules.set(name, module);
+    }
+    const layout = this.device.createBindGroupLayout({
+      label: name,
+      entries: info.bindings.map((b) => ({
+        binding: b.binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: b.kind },
+      })),
+    });
+    const pipeline = this.device.createComputePipeline({
+      label: key,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: entry, constants },
+    });
+    const cached = { pipeline, layout, info };
+    this.pipelines.set(key, cached);
+    return cached;
+  }
+}
