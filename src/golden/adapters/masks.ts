@@ -1,0 +1,3 @@
+import type { Adapter } from "./types.ts";
+
+export const masksAdapters: Record<string, Adapter> = {};

@@ -1,0 +1,2 @@
+// Owned by the attention family; see docs/ops/.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the conv family; see docs/ops/.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the convlstm family; see docs/ops/.
+export {};

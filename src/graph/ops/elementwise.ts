@@ -1,0 +1,2 @@
+// Owned by the elementwise family; see docs/ops/.
+export {};

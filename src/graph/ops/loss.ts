@@ -1,0 +1,2 @@
+// Owned by the loss family; see docs/ops/.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the matmul family; see docs/ops/.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the norm family; see docs/ops/.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the pool family; see docs/ops/.
+export {};

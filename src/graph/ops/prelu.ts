@@ -1,0 +1,2 @@
+// Owned by the prelu family; see docs/ops/.
+export {};

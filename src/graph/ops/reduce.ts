@@ -1,0 +1,2 @@
+// Owned by the reduce family; see docs/ops/.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the softmax family; see docs/ops/.
+export {};

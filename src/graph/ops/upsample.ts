@@ -1,0 +1,2 @@
+// Owned by the upsample family; see docs/ops/.
+export {};

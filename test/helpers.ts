@@ -1,0 +1,39 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createDevice, type Device, type DeviceOptions } from "../src/node.ts";
+import { parseCase, runCase } from "../src/golden/runner.ts";
+import type { GoldenCase } from "../src/golden/case.ts";
+
+export const GOLDEN_OPS_DIR = join(import.meta.dirname, "golden", "ops");
+
+export function goldenCases(): GoldenCase[] {
+  return readdirSync(GOLDEN_OPS_DIR)
+    .filter((f) => f.endsWith(".safetensors"))
+    .sort()
+    .map((f) => parseCase(f.replace(/\.safetensors$/, ""), readFileSync(join(GOLDEN_OPS_DIR, f))));
+}
+
+/** One device per test file, destroyed at the end. */
+export function useDevice(options?: DeviceOptions): () => Device {
+  let device: Device | undefined;
+  beforeAll(async () => {
+    device = await createDevice(options);
+  });
+  afterAll(() => device?.destroy());
+  return () => device!;
+}
+
+/** A test per golden case of the given ops, forward and backward, through the same runner as
+ * `pulmo check-golden`. */
+export function goldenSuite(ops: string[]): void {
+  const dev = useDevice();
+  const cases = goldenCases().filter((c) => ops.includes(c.op));
+  it("has golden cases", () => expect(cases.length).toBeGreaterThan(0));
+  for (const c of cases)
+    it(`${c.name} (${c.op}${Object.keys(c.grads).length ? ", forward + backward" : ""})`, async () => {
+      const r = await runCase(dev(), c);
+      expect(r.detail).toBe("");
+      expect(r.pass).toBe(true);
+    });
+}

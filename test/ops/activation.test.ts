@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { goldenSuite, useDevice } from "../helpers.ts";
+import { Tensor, relu, sigmoid, backward, PulmoError } from "../../src/node.ts";
+
+describe("activation golden cases", () => goldenSuite(["relu", "leaky_relu", "gelu", "sigmoid", "hard_sigmoid", "tanh"]));
+
+describe("activation edge cases", () => {
+  const dev = useDevice();
+  it("sigmoid saturates without NaN at ±100", async () => {
+    const x = Tensor.from(dev(), [-100, -20, 0, 20, 100], [5]);
+    const y = await sigmoid(x).read();
+    expect([...y].every(Number.isFinite)).toBe(true);
+    expect(y[2]).toBeCloseTo(0.5, 7);
+  });
+  it("rejects a non-float tensor with a clear error", () => {
+    const x = Tensor.from(dev(), [1, 2], [2], "i32");
+    expect(() => relu(x)).toThrow(PulmoError);
+    expect(() => relu(x)).toThrow(/'x' must be f32/);
+  });
+  it("accumulates gradients of a tensor used twice", async () => {
+    const x = Tensor.from(dev(), [-1, 2], [2]);
+    x.requiresGrad = true;
+    const a = relu(x);
+    const b = relu(x);
+    backward([a, b], [Tensor.from(dev(), [1, 1], [2]), Tensor.from(dev(), [1, 1], [2])]);
+    expect([...(await x.grad!.read())]).toEqual([0, 2]);
+  });
+});
