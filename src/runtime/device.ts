@@ -110,6 +110,8 @@ export class Device {
   private checks: PendingCheck[] = [];
   private uncaptured: string[] = [];
   lostReason: string | null = null;
+  /** counters for tests and the bench: kernel launches recorded and command buffers submitted */
+  readonly stats = { dispatches: 0, submits: 0 };
   /** tensors created inside each open tidy() scope */
   readonly scopes: Set<{ dispose(): void }>[] = [];
 
@@ -204,6 +206,7 @@ export class Device {
       pass.dispatchWorkgroups(x, y, z);
       pass.end();
     });
+    this.stats.dispatches++;
     if (++this.dispatches >= this.maxDispatches) this.submit();
   }
 
@@ -291,6 +294,7 @@ export class Device {
     const encoder = this.encoder;
     this.encoder = null;
     this.dispatches = 0;
+    this.stats.submits++;
     this.scoped("submit", () => {
       if (this.uniformUsed > 0) this.gpu.queue.writeBuffer(this.uniformRing, 0, this.uniformStaging, 0, this.uniformUsed);
       this.gpu.queue.submit([encoder.finish()]);
