@@ -46,7 +46,8 @@ function fieldOf(member: any): UniformField {
   }
   if (t.name === "array" && /^vec4/.test(fmt ?? "")) {
     // array<vec4<T>, N>: the usual way to pass more than four shape numbers; packed densely.
-    const scalar = (t.format.format?.name ?? { u: "u32", i: "i32", f: "f32" }[fmt.slice(4)]) as UniformField["scalar"];
+    const suffix = fmt.slice(4) as "u" | "i" | "f";
+    const scalar = (t.format.format?.name ?? { u: "u32", i: "i32", f: "f32" }[suffix]) as UniformField["scalar"];
     return { offset: member.offset, scalar, count: t.count * 4, stride: 4 };
   }
   if (t.name === "array" && fmt && SCALARS.has(fmt)) {
