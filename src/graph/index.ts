@@ -2,3 +2,4 @@ export { backward } from "./autograd.ts";
 export { noGrad, isGradEnabled, needsGrad, record, releaseGraph } from "./tape.ts";
 export { full } from "./launch.ts";
 export * from "./ops/index.ts";
+export { SGD, Adam, AdamW, type Optimizer, type SgdOptions, type AdamOptions } from "./optim.ts";
