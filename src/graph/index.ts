@@ -3,3 +3,4 @@ export { noGrad, isGradEnabled, needsGrad, record, releaseGraph } from "./tape.t
 export { full } from "./launch.ts";
 export * from "./ops/index.ts";
 export { SGD, Adam, AdamW, type Optimizer, type SgdOptions, type AdamOptions } from "./optim.ts";
+export { Module, type HostArray, type LoadReport } from "./module.ts";

@@ -1,4 +1,4 @@
-import { PulmoError, Tensor, type Device } from "../runtime/index.ts";
+import { keep, PulmoError, Tensor, type Device } from "../runtime/index.ts";
 import { groups1d } from "./launch.ts";
 
 /** One fused dispatch per parameter tensor per step; state lives on the GPU. */
@@ -31,7 +31,7 @@ abstract class BaseOptimizer implements Optimizer {
     if (params.length === 0) throw new PulmoError("optimizer: no parameters to optimise");
     this.device = params[0]!.device;
     this.clip = Tensor.from(this.device, [1, 0], [2]);
-    untrack(this.clip);
+    keep(this.clip);
   }
 
   /** Clip gradients by their global L2 norm before each step (torch.nn.utils.clip_grad_norm_). */
@@ -112,13 +112,10 @@ abstract class BaseOptimizer implements Optimizer {
   }
 }
 
-function untrack(t: Tensor): void {
-  for (const s of t.device.scopes) s.delete(t);
-}
 
 function zerosLike(p: Tensor): Tensor {
   const t = Tensor.zeros(p.device, p.shape);
-  untrack(t);
+  keep(t);
   return t;
 }
 

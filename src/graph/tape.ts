@@ -1,4 +1,4 @@
-import { Tensor, PulmoError } from "../runtime/index.ts";
+import { keep, Tensor, PulmoError } from "../runtime/index.ts";
 
 /** Reverse-mode autograd on a tape: each op that sees an input requiring a gradient records
  * a node on its output holding retained copies of what its backward needs. */
@@ -122,7 +122,7 @@ export function backward(roots: Tensor[], seeds: (Tensor | null)[] = [], accumul
             shaped.dispose();
             t.grad = sum;
           } else t.grad = shaped;
-          untrack(t.grad);
+          keep(t.grad);
         } else g.dispose();
         continue;
       }
@@ -143,10 +143,6 @@ export function backward(roots: Tensor[], seeds: (Tensor | null)[] = [], accumul
 
 export type AccumulateFn = (a: Tensor, b: Tensor) => Tensor;
 
-/** Gradients outlive any tidy() scope that computed them, like parameters. */
-function untrack(t: Tensor): void {
-  for (const s of t.device.scopes) s.delete(t);
-}
 
 /** Drops the recorded graph under `t` without back-propagating (e.g. an unused loss). */
 export function releaseGraph(t: Tensor): void {

@@ -158,6 +158,12 @@ export class Tensor {
   }
 }
 
+/** Keeps a tensor alive past every open tidy() scope (parameters, optimizer state, gradients). */
+export function keep(t: Tensor): Tensor {
+  for (const s of t.device.scopes) s.delete(t);
+  return t;
+}
+
 type Kept = Tensor | Tensor[] | Record<string, Tensor> | void | undefined | null;
 
 function keptTensors(result: unknown): Tensor[] {
