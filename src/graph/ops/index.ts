@@ -13,3 +13,4 @@ export * from "./prelu.ts";
 export * from "./reduce.ts";
 export * from "./softmax.ts";
 export * from "./upsample.ts";
+export * from "./dropout.ts";
