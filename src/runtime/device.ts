@@ -170,9 +170,9 @@ export class Device {
   /** Records one kernel launch. Shapes are validated by the op before it gets here. */
   dispatch(call: KernelCall): void {
     const entry = call.entry ?? "main";
-    const { pipeline, layout, info } = this.pipelines.get(call.kernel, entry, call.constants ?? {});
+    const { pipeline, layout, info, bindings } = this.pipelines.get(call.kernel, entry, call.constants ?? {});
     const entries: GPUBindGroupEntry[] = [];
-    for (const b of info.bindings) {
+    for (const b of bindings) {
       if (b.kind === "uniform") {
         const size = b.uniformSize!;
         const slot = Math.ceil(size / UNIFORM_SLOT) * UNIFORM_SLOT;

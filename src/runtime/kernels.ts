@@ -30,7 +30,8 @@ export interface KernelInfo {
   code: string;
   bindings: BindingInfo[];
   overrides: Set<string>;
-  entries: Set<string>;
+  /** entry point → names of the bindings it (or a function it calls) uses */
+  entries: Map<string, Set<string>>;
 }
 
 const SCALARS = new Set(["u32", "i32", "f32"]);
@@ -86,7 +87,7 @@ export function kernelInfo(name: string): KernelInfo {
     code,
     bindings,
     overrides: new Set(reflect.overrides.map((o: any) => o.name)),
-    entries: new Set(reflect.entry.compute.map((e: any) => e.name)),
+    entries: new Map(reflect.entry.compute.map((e: any) => [e.name, new Set<string>(e.resources.map((r: any) => r.name))])),
   };
   cache.set(name, info);
   return info;
@@ -96,6 +97,8 @@ export interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   info: KernelInfo;
+  /** the bindings this entry point uses: a multi-entry file binds only what each entry touches */
+  bindings: BindingInfo[];
 }
 
 /** Pipelines are keyed by kernel, entry point and override constants only: shapes travel in
@@ -115,7 +118,8 @@ export class PipelineCache {
     const hit = this.pipelines.get(key);
     if (hit) return hit;
     const info = kernelInfo(name);
-    if (!info.entries.has(entry)) throw new PulmoError(`kernel ${name} has no compute entry point '${entry}'`);
+    const used = info.entries.get(entry);
+    if (!used) throw new PulmoError(`kernel ${name} has no compute entry point '${entry}'`);
     for (const k of keys)
       if (!info.overrides.has(k)) throw new PulmoError(`kernel ${name} has no override constant '${k}'`);
     let module = this.modules.get(name);
@@ -123,9 +127,10 @@ export class PipelineCache {
       module = this.device.createShaderModule({ code: info.code, label: name });
       this.modules.set(name, module);
     }
+    const bindings = info.bindings.filter((b) => used.has(b.name));
     const layout = this.device.createBindGroupLayout({
       label: name,
-      entries: info.bindings.map((b) => ({
+      entries: bindings.map((b) => ({
         binding: b.binding,
         visibility: GPUShaderStage.COMPUTE,
         buffer: { type: b.kind },
@@ -136,7 +141,7 @@ export class PipelineCache {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: entry, constants },
     });
-    const cached = { pipeline, layout, info };
+    const cached = { pipeline, layout, info, bindings };
     this.pipelines.set(key, cached);
     return cached;
   }
