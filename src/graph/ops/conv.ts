@@ -1,2 +1,324 @@
-// Owned by the conv family; see docs/ops/.
-export {};
+// Convolutions (PyTorch conv2d/conv3d, conv_transpose2d/3d) on NC(D)HW tensors. 2D runs as 3D
+// with D = 1, so four kernels serve all four ops and their backward passes:
+//   kernels/conv/conv_direct.wgsl      conv forward, conv-transpose grad input
+//   kernels/conv/conv_transposed.wgsl  conv-transpose forward, conv grad input (gather, no atomics)
+//   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
+//   kernels/conv/conv_reduce.wgsl      bias-gradient partials and the chunk reduction
+import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
+import { record } from "../tape.ts";
+import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
+
+export interface ConvOptions {
+  stride?: number | number[];
+  padding?: number | number[];
+  dilation?: number | number[];
+  groups?: number;
+}
+export interface ConvTransposeOptions extends ConvOptions {
+  outputPadding?: number | number[];
+}
+
+type V3 = [number, number, number];
+
+/** Everything a kernel needs about one convolution, spatial dims always 3 (D = 1 for 2D). */
+interface Geometry {
+  batch: number;
+  groups: number;
+  k: V3;
+  stride: V3;
+  pad: V3;
+  dil: V3;
+}
+
+/** Output channels per invocation in conv_direct / conv_transposed (register block). */
+const CHANNEL_BLOCK = 4;
+/** Positions per workgroup in the gather kernels. */
+const TILE = 64;
+/** Weight-gradient chunking: aim for this many invocations in all, each reducing at least
+ * MIN_REDUCE products, with at most MAX_CHUNKS partial sums per element and PARTIAL_LIMIT
+ * partial-sum elements in all. */
+const TARGET_INVOCATIONS = 1 << 16;
+const MIN_REDUCE = 256;
+const MAX_CHUNKS = 1024;
+const PARTIAL_LIMIT = 1 << 22;
+
+const prod = (v: readonly number[]) => v.reduce((a, b) => a * b, 1);
+const vec4 = (v: V3) => [v[0], v[1], v[2], prod(v)];
+const to3 = (v: number[], fill: number): V3 => (v.length === 2 ? [fill, v[0]!, v[1]!] : [v[0]!, v[1]!, v[2]!]);
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** A per-dimension option as `nd` integers (a scalar applies to every dim). */
+function spatialOption(op: string, name: string, v: number | number[] | undefined, nd: number, def: number, min: number): number[] {
+  const given = v === undefined ? [def] : typeof v === "number" ? [v] : Array.isArray(v) ? [...v] : [NaN];
+  const vals: number[] = given.length === 1 ? Array(nd).fill(given[0]) : given;
+  if (vals.length !== nd || vals.some((d) => !Number.isInteger(d) || d < min))
+    throw new PulmoError(`${op}: '${name}' must be an integer >= ${min} or ${nd} of them, got ${JSON.stringify(v)}`);
+  return vals;
+}
+
+function groupsOption(op: string, g: number | undefined): number {
+  const groups = g ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new PulmoError(`${op}: 'groups' must be a positive integer, got ${g}`);
+  return groups;
+}
+
+function spatial3(t: Tensor): V3 {
+  return to3(t.shape.slice(2) as number[], 1);
+}
+
+function checkCommon(op: string, nd: number, x: Tensor, weight: Tensor, bias: Tensor | null | undefined): void {
+  expectFloat(op, "x", x);
+  expectFloat(op, "weight", weight);
+  if (bias) expectFloat(op, "bias", bias);
+  expectSameDevice(op, x, weight, bias);
+  expectRank(op, "x", x, nd + 2);
+  expectRank(op, "weight", weight, nd + 2);
+  if (bias) expectRank(op, "bias", bias, 1);
+  if (weight.shape.slice(2).some((k) => k < 1))
+    throw new PulmoError(`${op}: 'weight' must have a non-empty kernel, got ${shapeStr(weight.shape)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel launches (all 3D; shapes come from the tensors plus the geometry)
+
+/** conv_direct (transposed = false) or conv_transposed: y [batch, cout, ...outSize]. */
+function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | null, cout: number, outShape: number[], g: Geometry, name: string): Tensor {
+  const device = x.device;
+  const y = Tensor.empty(device, outShape, "f32", name);
+  const cin = x.shape[1]!;
+  const coutG = cout / g.groups;
+  const osz = to3(outShape.slice(2), 1);
+  const nblk = Math.ceil(coutG / CHANNEL_BLOCK);
+  const tiles = Math.ceil(prod(osz) / TILE);
+  const uniforms: Record<string, number | number[]> = {
+    batch: g.batch,
+    cin,
+    cout,
+    cin_g: cin / g.groups,
+    cout_g: coutG,
+    groups: g.groups,
+    nblk,
+    tiles,
+    use_bias: bias ? 1 : 0,
+    isz: vec4(spatial3(x)),
+    osz: vec4(osz),
+    ksz: vec4(g.k),
+    stride: g.stride,
+    pad: g.pad,
+    dil: g.dil,
+  };
+  if (transposed) uniforms.kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
+  device.dispatch({
+    kernel: transposed ? "conv/conv_transposed" : "conv/conv_direct",
+    bindings: { x, w, bias: bias ?? w, y },
+    uniforms,
+    workgroups: g.batch * g.groups * nblk * tiles,
+    label: label(name, x, w, bias),
+  });
+  return y;
+}
+
+/** dw[a, b, k] = sum_{n,o} A[n, a, o] * B[n, grp(a)*bc_g + b, o*stride - pad + k*dil]; shape
+ * [A channels, B channels / groups, ...k]. Conv: A = dy, B = x; conv-transpose: A = x, B = dy. */
+function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Geometry, name: string): Tensor {
+  const device = a.device;
+  const dw = Tensor.empty(device, wShape, "f32", name);
+  const ac = a.shape[1]!;
+  const bc = b.shape[1]!;
+  const asz = spatial3(a);
+  const wn = dw.size;
+  const rows = g.batch * asz[0] * asz[1];
+  const minRows = Math.max(1, Math.ceil(MIN_REDUCE / Math.max(1, asz[2])));
+  let nchunks = Math.min(
+    Math.ceil(TARGET_INVOCATIONS / Math.max(1, wn)),
+    Math.ceil(rows / minRows),
+    MAX_CHUNKS,
+    Math.floor(PARTIAL_LIMIT / Math.max(1, wn)),
+  );
+  nchunks = Math.max(1, nchunks);
+  const rowsPerChunk = Math.max(1, Math.ceil(rows / nchunks));
+  nchunks = Math.max(1, Math.ceil(rows / rowsPerChunk));
+  const part = nchunks === 1 ? dw : Tensor.empty(device, [nchunks * wn], "f32", `${name} partials`);
+  device.dispatch({
+    kernel: "conv/conv_grad_weight",
+    bindings: { a, b, part },
+    uniforms: {
+      ac,
+      bc,
+      ac_g: ac / g.groups,
+      bc_g: bc / g.groups,
+      wn,
+      nchunks,
+      rows_per_chunk: rowsPerChunk,
+      rows,
+      asz: vec4(asz),
+      bsz: vec4(spatial3(b)),
+      ksz: vec4(g.k),
+      stride: g.stride,
+      pad: g.pad,
+      dil: g.dil,
+    },
+    workgroups: groups1d(wn * nchunks),
+    label: label(name, a, b),
+  });
+  if (part !== dw) {
+    sumChunks(part, dw, nchunks, name);
+    part.dispose();
+  }
+  return dw;
+}
+
+function sumChunks(part: Tensor, out: Tensor, nchunks: number, name: string): void {
+  out.device.dispatch({
+    kernel: "conv/conv_reduce",
+    entry: "sum_chunks",
+    bindings: { src: part, dst: out },
+    uniforms: { count: out.size, spatial: 0, total: 0, chunk_len: 0, nchunks },
+    workgroups: groups1d(out.size),
+    label: label(`${name} reduce`, part),
+  });
+}
+
+/** db[c] = sum over batch and space of dy[n, c, ...]. */
+function launchGradBias(dy: Tensor, name: string): Tensor {
+  const device = dy.device;
+  const c = dy.shape[1]!;
+  const db = Tensor.empty(device, [c], "f32", name);
+  const spatial = prod(dy.shape.slice(2));
+  const total = dy.shape[0]! * spatial;
+  let nchunks = Math.max(1, Math.min(Math.ceil(TARGET_INVOCATIONS / Math.max(1, c)), Math.ceil(total / MIN_REDUCE), MAX_CHUNKS));
+  const chunkLen = Math.max(1, Math.ceil(total / nchunks));
+  nchunks = Math.max(1, Math.ceil(total / chunkLen));
+  const part = nchunks === 1 ? db : Tensor.empty(device, [nchunks * c], "f32", `${name} partials`);
+  device.dispatch({
+    kernel: "conv/conv_reduce",
+    entry: "bias_partial",
+    bindings: { src: dy, dst: part },
+    uniforms: { count: c, spatial, total, chunk_len: chunkLen, nchunks },
+    workgroups: groups1d(c * nchunks),
+    label: label(name, dy),
+  });
+  if (part !== db) {
+    sumChunks(part, db, nchunks, name);
+    part.dispose();
+  }
+  return db;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public ops
+
+/** Tensors the backward reads: x for the weight gradient, weight for the input gradient. */
+function savedFor(x: Tensor, weight: Tensor, needX: boolean, needW: boolean): Tensor[] {
+  return [...(needW ? [x] : []), ...(needX ? [weight] : [])];
+}
+function unpackSaved(saved: Tensor[], needX: boolean, needW: boolean): { xs?: Tensor; ws?: Tensor } {
+  return { xs: needW ? saved[0] : undefined, ws: needX ? saved[needW ? 1 : 0] : undefined };
+}
+
+function convNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, opts: ConvOptions): Tensor {
+  checkCommon(op, nd, x, weight, bias);
+  const stride = spatialOption(op, "stride", opts.stride, nd, 1, 1);
+  const padding = spatialOption(op, "padding", opts.padding, nd, 0, 0);
+  const dilation = spatialOption(op, "dilation", opts.dilation, nd, 1, 1);
+  const groups = groupsOption(op, opts.groups);
+  const [batch, cin] = x.shape as [number, number];
+  const [cout, cinG] = weight.shape as [number, number];
+  if (cin % groups !== 0)
+    throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} has ${cin} channels, not divisible by groups=${groups}`);
+  if (cout % groups !== 0)
+    throw new PulmoError(`${op}: 'weight' ${shapeStr(weight.shape)} has ${cout} output channels, not divisible by groups=${groups}`);
+  if (cinG * groups !== cin)
+    throw new PulmoError(
+      `${op}: 'weight' ${shapeStr(weight.shape)} expects ${cinG * groups} input channels (weight.shape[1] * groups=${groups}), 'x' ${shapeStr(x.shape)} has ${cin}`,
+    );
+  if (bias && bias.shape[0] !== cout)
+    throw new PulmoError(`${op}: 'bias' must have shape [${cout}] to match 'weight' ${shapeStr(weight.shape)}, got ${shapeStr(bias.shape)}`);
+  const ksz = weight.shape.slice(2) as number[];
+  const inSp = x.shape.slice(2) as number[];
+  const outSp = inSp.map((i, d) => Math.floor((i + 2 * padding[d]! - dilation[d]! * (ksz[d]! - 1) - 1) / stride[d]!) + 1);
+  if (outSp.some((o) => o < 1))
+    throw new PulmoError(
+      `${op}: 'x' ${shapeStr(x.shape)} padded by ${shapeStr(padding)} is smaller than the dilated kernel of 'weight' ${shapeStr(weight.shape)} (dilation ${shapeStr(dilation)})`,
+    );
+  const g: Geometry = { batch, groups, k: to3(ksz, 1), stride: to3(stride, 1), pad: to3(padding, 0), dil: to3(dilation, 1) };
+  const y = launchGather(false, x, weight, bias ?? null, cout, [batch, cout, ...outSp], g, op);
+  const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
+  const [xShape, wShape] = [[...x.shape], [...weight.shape]];
+  // Only what the needed gradients read is kept alive: x for dw, weight for dx.
+  return record(op, y, [x, weight, bias ?? null], savedFor(x, weight, needX, needW), (dy, saved) => {
+    const { xs, ws } = unpackSaved(saved, needX, needW);
+    return [
+      // grad input: the transposed conv of dy with the same weight, at x's size
+      needX ? launchGather(true, dy, ws!, null, cin, xShape, g, `${op}_grad_x`) : null,
+      needW ? launchGradWeight(dy, xs!, wShape, g, `${op}_grad_weight`) : null,
+      needB ? launchGradBias(dy, `${op}_grad_bias`) : null,
+    ];
+  });
+}
+
+function convTransposeNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, opts: ConvTransposeOptions): Tensor {
+  checkCommon(op, nd, x, weight, bias);
+  const stride = spatialOption(op, "stride", opts.stride, nd, 1, 1);
+  const padding = spatialOption(op, "padding", opts.padding, nd, 0, 0);
+  const dilation = spatialOption(op, "dilation", opts.dilation, nd, 1, 1);
+  const outputPadding = spatialOption(op, "outputPadding", opts.outputPadding, nd, 0, 0);
+  const groups = groupsOption(op, opts.groups);
+  const [batch, cin] = x.shape as [number, number];
+  const [wcin, coutG] = weight.shape as [number, number];
+  if (wcin !== cin)
+    throw new PulmoError(`${op}: 'weight' ${shapeStr(weight.shape)} expects ${wcin} input channels (weight.shape[0]), 'x' ${shapeStr(x.shape)} has ${cin}`);
+  if (cin % groups !== 0)
+    throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} has ${cin} channels, not divisible by groups=${groups}`);
+  const cout = coutG * groups;
+  if (bias && bias.shape[0] !== cout)
+    throw new PulmoError(`${op}: 'bias' must have shape [${cout}] (weight.shape[1] * groups), got ${shapeStr(bias.shape)}`);
+  outputPadding.forEach((p, d) => {
+    if (p >= Math.max(stride[d]!, dilation[d]!))
+      throw new PulmoError(
+        `${op}: 'outputPadding' ${shapeStr(outputPadding)} must be smaller than stride ${shapeStr(stride)} or dilation ${shapeStr(dilation)} in every dim`,
+      );
+  });
+  const ksz = weight.shape.slice(2) as number[];
+  const inSp = x.shape.slice(2) as number[];
+  const outSp = inSp.map((i, d) => (i - 1) * stride[d]! - 2 * padding[d]! + dilation[d]! * (ksz[d]! - 1) + outputPadding[d]! + 1);
+  if (outSp.some((o) => o < 1))
+    throw new PulmoError(
+      `${op}: output size ${shapeStr(outSp)} is not positive for 'x' ${shapeStr(x.shape)}, 'weight' ${shapeStr(weight.shape)}, padding ${shapeStr(padding)}`,
+    );
+  const g: Geometry = { batch, groups, k: to3(ksz, 1), stride: to3(stride, 1), pad: to3(padding, 0), dil: to3(dilation, 1) };
+  const y = launchGather(true, x, weight, bias ?? null, cout, [batch, cout, ...outSp], g, op);
+  const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
+  const [xShape, wShape] = [[...x.shape], [...weight.shape]];
+  return record(op, y, [x, weight, bias ?? null], savedFor(x, weight, needX, needW), (dy, saved) => {
+    const { xs, ws } = unpackSaved(saved, needX, needW);
+    return [
+      // grad input: the direct conv of dy with the same weight ([Cin, Cout/g, k] is its [OC, IC/g, k])
+      needX ? launchGather(false, dy, ws!, null, cin, xShape, g, `${op}_grad_x`) : null,
+      needW ? launchGradWeight(xs!, dy, wShape, g, `${op}_grad_weight`) : null,
+      needB ? launchGradBias(dy, `${op}_grad_bias`) : null,
+    ];
+  });
+}
+
+/** torch.nn.functional.conv3d: x [N, Cin, D, H, W], weight [Cout, Cin/groups, kD, kH, kW],
+ * bias [Cout] → [N, Cout, Do, Ho, Wo]. Differentiable in x, weight and bias. */
+export function conv3d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvOptions = {}): Tensor {
+  return convNd("conv3d", 3, x, weight, bias, opts);
+}
+
+/** torch.nn.functional.conv2d: x [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW]. */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvOptions = {}): Tensor {
+  return convNd("conv2d", 2, x, weight, bias, opts);
+}
+
+/** torch.nn.functional.conv_transpose3d: x [N, Cin, D, H, W], weight [Cin, Cout/groups, kD, kH, kW],
+ * bias [Cout] → [N, Cout, (D-1)*s - 2p + dil*(k-1) + output_padding + 1, ...]. */
+export function convTranspose3d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTransposeOptions = {}): Tensor {
+  return convTransposeNd("conv_transpose3d", 3, x, weight, bias, opts);
+}
+
+/** torch.nn.functional.conv_transpose2d: x [N, Cin, H, W], weight [Cin, Cout/groups, kH, kW]. */
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTransposeOptions = {}): Tensor {
+  return convTransposeNd("conv_transpose2d", 2, x, weight, bias, opts);
+}

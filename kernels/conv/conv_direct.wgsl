@@ -1,0 +1,108 @@
+// Direct (gather) convolution over NCDHW volumes, 2D being D = 1:
+//   y[n, oc, o] = bias[oc] + sum_{ic < cin_g, k} x[n, g*cin_g + ic, o*stride - pad + k*dil] * w[oc, ic, k]
+// with g = oc / cout_g. Serves conv forward and conv-transpose's grad input (the transposed
+// weight [Cin, Cout/g, k] is exactly a direct conv's [OC, IC/g, k]).
+// Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
+// Trick: register blocking. Each invocation computes 4 output channels of one output position,
+// so every x value is loaded once for 4 FMAs; a workgroup shares one (n, channel block), so
+// weight reads are uniform across it. The valid kernel-tap range per dim is computed once
+// per invocation, so the inner loops carry no padding checks.
+struct Params {
+  batch: u32,
+  cin: u32,     // channels of x
+  cout: u32,    // channels of y
+  cin_g: u32,   // cin / groups
+  cout_g: u32,  // cout / groups
+  groups: u32,
+  nblk: u32,    // ceil(cout_g / 4): channel blocks per group
+  tiles: u32,   // ceil(out positions / 64)
+  use_bias: u32,
+  isz: vec4<u32>,  // input D, H, W, D*H*W
+  osz: vec4<u32>,  // output D, H, W, D*H*W
+  ksz: vec4<u32>,  // kernel D, H, W, D*H*W
+  stride: vec4<u32>,
+  pad: vec4<u32>,
+  dil: vec4<u32>,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// Taps k in [lo, hi) with 0 <= start + k*d < size (start may be negative).
+fn tap_range(start: i32, d: i32, k: i32, size: i32) -> vec2<i32> {
+  var lo = 0;
+  if (start < 0) { lo = (-start + d - 1) / d; }
+  var hi = 0;
+  if (size - 1 - start >= 0) { hi = min(k, (size - 1 - start) / d + 1); }
+  return vec2<i32>(lo, max(hi, lo));
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let wg = wid.x + wid.y * nwg.x;
+  if (wg >= p.batch * p.groups * p.nblk * p.tiles) { return; }
+  let plane = wg / p.tiles;
+  let pos = (wg % p.tiles) * 64u + lid.x;
+  if (pos >= p.osz.w) { return; }
+  let blk = plane % p.nblk;
+  let g = (plane / p.nblk) % p.groups;
+  let n = plane / (p.nblk * p.groups);
+  let ocl = blk * 4u;
+  let oc0 = g * p.cout_g + ocl;
+  let nvalid = min(4u, p.cout_g - ocl);
+
+  let ohw = p.osz.y * p.osz.z;
+  let od = pos / ohw;
+  let oh = (pos % ohw) / p.osz.z;
+  let ow = pos % p.osz.z;
+  let sd = i32(od * p.stride.x) - i32(p.pad.x);
+  let sh = i32(oh * p.stride.y) - i32(p.pad.y);
+  let sw = i32(ow * p.stride.z) - i32(p.pad.z);
+  let dd = i32(p.dil.x);
+  let dh = i32(p.dil.y);
+  let dw = i32(p.dil.z);
+  let rd = tap_range(sd, dd, i32(p.ksz.x), i32(p.isz.x));
+  let rh = tap_range(sh, dh, i32(p.ksz.y), i32(p.isz.y));
+  let rw = tap_range(sw, dw, i32(p.ksz.z), i32(p.isz.z));
+
+  let kvol = p.ksz.w;
+  let wstride = p.cin_g * kvol;  // between output channels
+  // Lanes past the group's last channel re-read channel 0 of the block and are not stored.
+  let w0 = oc0 * wstride;
+  let w1 = select(w0, w0 + wstride, nvalid > 1u);
+  let w2 = select(w0, w0 + 2u * wstride, nvalid > 2u);
+  let w3 = select(w0, w0 + 3u * wstride, nvalid > 3u);
+  let ihw = p.isz.y * p.isz.z;
+  let xn = (n * p.cin + g * p.cin_g) * p.isz.w;
+
+  var acc = vec4<f32>(0.0);
+  for (var kd = rd.x; kd < rd.y; kd++) {
+    let xd = xn + u32(sd + kd * dd) * ihw;
+    for (var kh = rh.x; kh < rh.y; kh++) {
+      let xh = xd + u32(sh + kh * dh) * p.isz.z;
+      let kdh = (u32(kd) * p.ksz.y + u32(kh)) * p.ksz.z;
+      for (var kw = rw.x; kw < rw.y; kw++) {
+        var xi = xh + u32(sw + kw * dw);
+        var wi = kdh + u32(kw);
+        for (var ic = 0u; ic < p.cin_g; ic++) {
+          let xv = x[xi];
+          acc += xv * vec4<f32>(w[w0 + wi], w[w1 + wi], w[w2 + wi], w[w3 + wi]);
+          xi += p.isz.w;
+          wi += kvol;
+        }
+      }
+    }
+  }
+  if (p.use_bias != 0u) {
+    acc += vec4<f32>(bias[oc0], bias[oc0 + min(1u, nvalid - 1u)], bias[oc0 + min(2u, nvalid - 1u)],
+                     bias[oc0 + min(3u, nvalid - 1u)]);
+  }
+  let yi = (n * p.cout + oc0) * p.osz.w + pos;
+  y[yi] = acc.x;
+  if (nvalid > 1u) { y[yi + p.osz.w] = acc.y; }
+  if (nvalid > 2u) { y[yi + 2u * p.osz.w] = acc.z; }
+  if (nvalid > 3u) { y[yi + 3u * p.osz.w] = acc.w; }
+}

@@ -1,0 +1,125 @@
+// Transposed convolution as a gather over NCDHW volumes, 2D being D = 1:
+//   y[n, oc, o] = bias[oc] + sum_{ic in group g, k, i : i*stride = o + pad - k*dil}
+//                 x[n, ic, i] * w[ic, oc - g*cout_g, k]
+// with g = oc / cout_g. Serves conv-transpose forward and conv's grad input (conv's weight
+// [Cout, Cin/g, k] is exactly a transposed conv's [IC, OC/g, k]); every output element sums
+// what reaches it, so no atomics are needed.
+// Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
+// Trick: per dim only taps with (o + pad - k*dil) divisible by stride contribute; they are
+// periodic in k with period kstep = stride / gcd(stride, dil), so each loop starts at the first
+// such tap and steps by kstep instead of testing every tap. 4 output channels per invocation
+// (register blocking) as in conv_direct.wgsl.
+struct Params {
+  batch: u32,
+  cin: u32,     // channels of x
+  cout: u32,    // channels of y
+  cin_g: u32,   // cin / groups
+  cout_g: u32,  // cout / groups
+  groups: u32,
+  nblk: u32,    // ceil(cout_g / 4)
+  tiles: u32,   // ceil(out positions / 64)
+  use_bias: u32,
+  isz: vec4<u32>,  // input D, H, W, D*H*W
+  osz: vec4<u32>,  // output D, H, W, D*H*W
+  ksz: vec4<u32>,  // kernel D, H, W, D*H*W
+  stride: vec4<u32>,
+  pad: vec4<u32>,
+  dil: vec4<u32>,
+  kstep: vec4<u32>,  // stride / gcd(stride, dil) per dim
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// First tap k whose input offset t0 - k*d is a non-negative multiple of s; k_max if none.
+fn first_tap(t0: i32, s: i32, d: i32, kstep: i32, k_max: i32) -> i32 {
+  for (var k = 0; k < min(kstep, k_max); k++) {
+    let t = t0 - k * d;
+    if (t < 0) { return k_max; }
+    if (t % s == 0) { return k; }
+  }
+  return k_max;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let wg = wid.x + wid.y * nwg.x;
+  if (wg >= p.batch * p.groups * p.nblk * p.tiles) { return; }
+  let plane = wg / p.tiles;
+  let pos = (wg % p.tiles) * 64u + lid.x;
+  if (pos >= p.osz.w) { return; }
+  let blk = plane % p.nblk;
+  let g = (plane / p.nblk) % p.groups;
+  let n = plane / (p.nblk * p.groups);
+  let ocl = blk * 4u;
+  let oc0 = g * p.cout_g + ocl;
+  let nvalid = min(4u, p.cout_g - ocl);
+
+  let ohw = p.osz.y * p.osz.z;
+  let od = pos / ohw;
+  let oh = (pos % ohw) / p.osz.z;
+  let ow = pos % p.osz.z;
+  let td = i32(od + p.pad.x);
+  let th = i32(oh + p.pad.y);
+  let tw = i32(ow + p.pad.z);
+  let s = vec3<i32>(p.stride.xyz);
+  let dl = vec3<i32>(p.dil.xyz);
+  let st = vec3<i32>(p.kstep.xyz);
+  let kz = vec3<i32>(p.ksz.xyz);
+  let iz = vec3<i32>(p.isz.xyz);
+  let kd0 = first_tap(td, s.x, dl.x, st.x, kz.x);
+  let kh0 = first_tap(th, s.y, dl.y, st.y, kz.y);
+  let kw0 = first_tap(tw, s.z, dl.z, st.z, kz.z);
+
+  let kvol = p.ksz.w;
+  let wstride = p.cout_g * kvol;  // between input channels
+  // Lanes past the group's last channel re-read the block's first channel and are not stored.
+  let w0 = (g * p.cin_g * p.cout_g + ocl) * kvol;
+  let w1 = select(w0, w0 + kvol, nvalid > 1u);
+  let w2 = select(w0, w0 + 2u * kvol, nvalid > 2u);
+  let w3 = select(w0, w0 + 3u * kvol, nvalid > 3u);
+  let ihw = p.isz.y * p.isz.z;
+  let xn = (n * p.cin + g * p.cin_g) * p.isz.w;
+
+  var acc = vec4<f32>(0.0);
+  for (var kd = kd0; kd < kz.x; kd += st.x) {
+    let ad = td - kd * dl.x;
+    if (ad < 0) { break; }  // offsets only shrink as k grows
+    let id = ad / s.x;
+    if (id >= iz.x) { continue; }
+    for (var kh = kh0; kh < kz.y; kh += st.y) {
+      let ah = th - kh * dl.y;
+      if (ah < 0) { break; }
+      let ih = ah / s.y;
+      if (ih >= iz.y) { continue; }
+      let xh = xn + u32(id) * ihw + u32(ih) * p.isz.z;
+      let kdh = (u32(kd) * p.ksz.y + u32(kh)) * p.ksz.z;
+      for (var kw = kw0; kw < kz.z; kw += st.z) {
+        let aw = tw - kw * dl.z;
+        if (aw < 0) { break; }
+        let iw = aw / s.z;
+        if (iw >= iz.z) { continue; }
+        var xi = xh + u32(iw);
+        var wi = kdh + u32(kw);
+        for (var ic = 0u; ic < p.cin_g; ic++) {
+          let xv = x[xi];
+          acc += xv * vec4<f32>(w[w0 + wi], w[w1 + wi], w[w2 + wi], w[w3 + wi]);
+          xi += p.isz.w;
+          wi += wstride;
+        }
+      }
+    }
+  }
+  if (p.use_bias != 0u) {
+    acc += vec4<f32>(bias[oc0], bias[oc0 + min(1u, nvalid - 1u)], bias[oc0 + min(2u, nvalid - 1u)],
+                     bias[oc0 + min(3u, nvalid - 1u)]);
+  }
+  let yi = (n * p.cout + oc0) * p.osz.w + pos;
+  y[yi] = acc.x;
+  if (nvalid > 1u) { y[yi + p.osz.w] = acc.y; }
+  if (nvalid > 2u) { y[yi + 2u * p.osz.w] = acc.z; }
+  if (nvalid > 3u) { y[yi + 3u * p.osz.w] = acc.w; }
+}
