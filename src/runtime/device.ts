@@ -70,10 +70,11 @@ export async function createDevice(options: DeviceOptions = {}): Promise<Device>
   }
   if (!adapter) throw new PulmoError(NO_ADAPTER_MESSAGE);
   const a = adapter.limits;
+  // maxStorageBuffersPerShaderStage stays at WebGPU's default (8) on purpose: a kernel that needs
+  // more would work on lavapipe and fail in browsers.
   const requiredLimits: Record<string, number> = {
     maxBufferSize: a.maxBufferSize,
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
-    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
     maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
