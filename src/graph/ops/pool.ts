@@ -1,2 +1,99 @@
-// Owned by the pool family; see docs/ops/.
-export {};
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
+import { record } from "../tape.ts";
+import { expectFloat, expectRank, groups1d, label } from "../launch.ts";
+
+/** A per-spatial-dim setting: one number for every dim, or one per dim. */
+type SpatialArg = number | readonly number[];
+
+export interface MaxPoolOptions {
+  kernel: SpatialArg;
+  /** default: the kernel (PyTorch's stride=None) */
+  stride?: SpatialArg | null;
+  /** implicit -inf padding on both sides; at most half the kernel */
+  padding?: SpatialArg;
+  dilation?: SpatialArg;
+  /** not supported: output sizes are floored; passing true throws */
+  ceilMode?: boolean;
+}
+
+/** Expands a per-dim argument to `dims` integers >= min, or throws naming it. */
+function spatialArg(op: string, name: string, v: SpatialArg, dims: number, min: number): number[] {
+  const a = typeof v === "number" ? new Array<number>(dims).fill(v) : [...v];
+  if (a.length !== dims || a.some((d) => !Number.isInteger(d) || d < min))
+    throw new PulmoError(
+      `${op}: '${name}' must be an integer >= ${min} or ${dims} of them, got ${Array.isArray(v) ? shapeStr(v) : String(v)}`,
+    );
+  return a;
+}
+
+/** Left-pads a spatial tuple to the kernels' three dims (D, H, W). */
+const to3 = (a: number[], fill: number) => [...new Array<number>(3 - a.length).fill(fill), ...a];
+
+function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tensor {
+  expectFloat(op, "x", x);
+  expectRank(op, "x", x, [dims + 1, dims + 2]);
+  if (!opts || opts.kernel === undefined) throw new PulmoError(`${op}: 'kernel' is required`);
+  if (opts.ceilMode) throw new PulmoError(`${op}: ceilMode=true is not supported (output sizes are floored)`);
+  const k = spatialArg(op, "kernel", opts.kernel, dims, 1);
+  const s = opts.stride == null || (Array.isArray(opts.stride) && opts.stride.length === 0) ? k : spatialArg(op, "stride", opts.stride, dims, 1);
+  const pad = spatialArg(op, "padding", opts.padding ?? 0, dims, 0);
+  const dil = spatialArg(op, "dilation", opts.dilation ?? 1, dims, 1);
+  pad.forEach((p, d) => {
+    if (p > Math.floor(k[d]! / 2))
+      throw new PulmoError(`${op}: padding ${shapeStr(pad)} must be at most half the kernel ${shapeStr(k)}`);
+  });
+  const lead = x.shape.slice(0, -dims);
+  const spatial = x.shape.slice(-dims);
+  if (x.shape.slice(x.rank === dims + 2 ? 1 : 0).some((d) => d === 0))
+    throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} has an empty channel or spatial dim`);
+  const out = spatial.map((n, d) => Math.floor((n + 2 * pad[d]! - dil[d]! * (k[d]! - 1) - 1) / s[d]!) + 1);
+  if (out.some((o) => o < 1))
+    throw new PulmoError(
+      `${op}: output size ${shapeStr(out)} is too small for 'x' ${shapeStr(x.shape)} with kernel ${shapeStr(k)}, ` +
+        `stride ${shapeStr(s)}, padding ${shapeStr(pad)}, dilation ${shapeStr(dil)}`,
+    );
+  const device = x.device;
+  const yShape = [...lead, ...out];
+  const geometry = {
+    ind: to3(spatial, 1),
+    outd: to3(out, 1),
+    k: to3(k, 1),
+    s: to3(s, 1),
+    pad: to3(pad, 0),
+    dil: to3(dil, 1),
+  };
+  const y = Tensor.empty(device, yShape);
+  const idx = Tensor.empty(device, yShape, "u32", "argmax");
+  device.dispatch({
+    kernel: "pool/max_pool",
+    bindings: { src: x, idx, dst: y },
+    uniforms: { ...geometry, n: y.size },
+    workgroups: groups1d(y.size),
+    label: label(op, x),
+  });
+  const xShape = x.shape;
+  const result = record(op, y, [x], [idx], (dy, [argmax]) => {
+    const dx = Tensor.empty(device, xShape);
+    device.dispatch({
+      kernel: "pool/max_pool",
+      entry: "backward",
+      bindings: { src: dy, idx: argmax!, dst: dx },
+      uniforms: { ...geometry, n: numel(xShape) },
+      workgroups: groups1d(dx.size),
+      label: label(`${op}_backward`, dy),
+    });
+    return [dx];
+  });
+  idx.dispose(); // the tape retained its own handle if a backward needs it
+  return result;
+}
+
+/** F.max_pool3d: x [N, C, D, H, W] or [C, D, H, W]; -inf padding, floored output size. */
+export function maxPool3d(x: Tensor, opts: MaxPoolOptions): Tensor {
+  return maxPool("max_pool3d", x, 3, opts);
+}
+
+/** F.max_pool2d: x [N, C, H, W] or [C, H, W]; -inf padding, floored output size. */
+export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
+  return maxPool("max_pool2d", x, 2, opts);
+}

@@ -1,2 +1,92 @@
-// Owned by the upsample family; see docs/ops/.
-export {};
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
+import { record } from "../tape.ts";
+import { expectFloat, expectRank, groups1d, label } from "../launch.ts";
+
+export type UpsampleMode = "nearest" | "linear" | "bilinear" | "trilinear";
+
+export interface UpsampleOptions {
+  /** output = floor(input * scale) per spatial dim (one number for all dims, or one per dim) */
+  scale?: number | readonly number[];
+  /** explicit output spatial size (instead of scale) */
+  size?: number | readonly number[];
+  /** "nearest" (default; PyTorch's 'nearest', not 'nearest-exact'), or linear interpolation:
+   * "linear" for any rank, "bilinear" (rank 4) and "trilinear" (rank 5) as in PyTorch */
+  mode?: UpsampleMode;
+  /** linear modes only; default false */
+  alignCorners?: boolean;
+}
+
+const fmt = (v: unknown) => (Array.isArray(v) ? shapeStr(v) : String(v));
+
+/** F.interpolate on x [N, C, W], [N, C, H, W] or [N, C, D, H, W] (upsampling or downsampling). */
+export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
+  const op = "upsample";
+  expectFloat(op, "x", x);
+  expectRank(op, "x", x, [3, 4, 5]);
+  const mode = opts?.mode ?? "nearest";
+  if (!["nearest", "linear", "bilinear", "trilinear"].includes(mode))
+    throw new PulmoError(`${op}: unknown mode '${mode}' (nearest, linear, bilinear or trilinear)`);
+  if (mode === "bilinear" && x.rank !== 4) throw new PulmoError(`${op}: mode 'bilinear' needs a rank-4 'x', got ${shapeStr(x.shape)}`);
+  if (mode === "trilinear" && x.rank !== 5) throw new PulmoError(`${op}: mode 'trilinear' needs a rank-5 'x', got ${shapeStr(x.shape)}`);
+  const linear = mode !== "nearest";
+  const align = opts.alignCorners ?? false;
+  if (align && !linear) throw new PulmoError(`${op}: alignCorners is only valid with a linear mode, not '${mode}'`);
+  const dims = x.rank - 2;
+  const spatial = x.shape.slice(2);
+  if (x.shape.slice(1).some((d) => d === 0)) throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} has an empty channel or spatial dim`);
+  if ((opts.scale === undefined) === (opts.size === undefined))
+    throw new PulmoError(`${op}: pass exactly one of 'scale' and 'size'`);
+
+  let out: number[];
+  let scales: number[] | null = null;
+  if (opts.size !== undefined) {
+    out = typeof opts.size === "number" ? new Array<number>(dims).fill(opts.size) : [...opts.size];
+    if (out.length !== dims || out.some((d) => !Number.isInteger(d) || d < 1))
+      throw new PulmoError(`${op}: 'size' must be ${dims} positive integers for 'x' ${shapeStr(x.shape)}, got ${fmt(opts.size)}`);
+  } else {
+    scales = typeof opts.scale === "number" ? new Array<number>(dims).fill(opts.scale) : [...opts.scale!];
+    if (scales.length !== dims || scales.some((v) => !Number.isFinite(v) || v <= 0))
+      throw new PulmoError(`${op}: 'scale' must be ${dims} positive numbers for 'x' ${shapeStr(x.shape)}, got ${fmt(opts.scale)}`);
+    out = spatial.map((n, d) => Math.floor(n * scales![d]!));
+    if (out.some((d) => d < 1))
+      throw new PulmoError(`${op}: 'scale' ${shapeStr(scales)} gives an empty output ${shapeStr(out)} for 'x' ${shapeStr(x.shape)}`);
+  }
+  // Source pixels per destination pixel, as PyTorch's CPU kernels compute it: the given scale
+  // factor's inverse when there is one, in/out for an explicit size. 'nearest' first copies
+  // (out == in) or halves (out == 2 in) the index whatever the scale factor (nearest_idx),
+  // which ratios 1 and 0.5 reproduce exactly.
+  const ratio = spatial.map((n, d) => {
+    const o = out[d]!;
+    if (linear && align) return o > 1 ? (n - 1) / (o - 1) : 0;
+    if (!linear && o === n) return 1;
+    if (!linear && o === 2 * n) return 0.5;
+    return scales ? 1 / scales[d]! : n / o;
+  });
+  const pad = <T>(a: T[], fill: T) => [...new Array<T>(3 - dims).fill(fill), ...a];
+  const geometry = { ind: pad(spatial, 1), outd: pad(out, 1), ratio: pad(ratio, 1), align: align ? 1 : 0 };
+  const constants = { MODE: linear ? 1 : 0 };
+  const device = x.device;
+  const xShape = x.shape;
+  const y = Tensor.empty(device, [...x.shape.slice(0, 2), ...out]);
+  device.dispatch({
+    kernel: "resample/upsample",
+    constants,
+    bindings: { src: x, dst: y },
+    uniforms: { ...geometry, n: y.size },
+    workgroups: groups1d(y.size),
+    label: label(`${op}_${mode}`, x),
+  });
+  return record(op, y, [x], [], (dy) => {
+    const dx = Tensor.empty(device, xShape);
+    device.dispatch({
+      kernel: "resample/upsample",
+      entry: "backward",
+      constants,
+      bindings: { src: dy, dst: dx },
+      uniforms: { ...geometry, n: numel(xShape) },
+      workgroups: groups1d(dx.size),
+      label: label(`${op}_${mode}_backward`, dy),
+    });
+    return [dx];
+  });
+}

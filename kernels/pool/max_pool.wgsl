@@ -1,0 +1,105 @@
+// Max pooling over the last three dims of a tensor viewed as [NC, D, H, W] (2D pools pass
+// D = 1 with kernel 1, stride 1, padding 0). PyTorch semantics: padded positions never win
+// (they count as -inf), ties go to the first maximum in (d, h, w) scan order, NaN propagates.
+// Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 idx (u32 argmax per output, the
+// flat d*H*W + h*W + w within its [D, H, W] slice; written forward, read backward),
+// 3 dst (forward: y, backward: dx).
+// Trick: the backward is a gather, not a scatter: each input element visits the (at most
+// kd*kh*kw) windows that can contain it and sums dy where that window's argmax is itself, so
+// overlapping windows need no atomics and every dx element is written exactly once.
+struct Params {
+  ind: vec4<u32>,  // input D, H, W
+  outd: vec4<u32>, // output D, H, W
+  k: vec4<u32>,    // kernel
+  s: vec4<u32>,    // stride
+  pad: vec4<u32>,  // padding
+  dil: vec4<u32>,  // dilation
+  n: u32,          // threads: outputs (forward) or inputs (backward)
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> idx: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+const NO_INDEX: u32 = 0xffffffffu;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let ow = i % p.outd.z;
+  let t = i / p.outd.z;
+  let oh = t % p.outd.y;
+  let t2 = t / p.outd.y;
+  let od = t2 % p.outd.x;
+  let nc = t2 / p.outd.x;
+  let base = nc * p.ind.x * p.ind.y * p.ind.z;
+  let start = vec3<i32>(vec3<u32>(od, oh, ow) * p.s.xyz) - vec3<i32>(p.pad.xyz);
+  let extent = vec3<i32>(p.ind.xyz);
+  var found = false;
+  var best = 0.0;
+  var arg = NO_INDEX;
+  for (var kd = 0u; kd < p.k.x; kd++) {
+    let id = start.x + i32(kd * p.dil.x);
+    if (id < 0 || id >= extent.x) { continue; }
+    for (var kh = 0u; kh < p.k.y; kh++) {
+      let ih = start.y + i32(kh * p.dil.y);
+      if (ih < 0 || ih >= extent.y) { continue; }
+      for (var kw = 0u; kw < p.k.z; kw++) {
+        let iw = start.z + i32(kw * p.dil.z);
+        if (iw < 0 || iw >= extent.z) { continue; }
+        let j = (u32(id) * p.ind.y + u32(ih)) * p.ind.z + u32(iw);
+        let v = src[base + j];
+        // strict '>' keeps the first maximum; 'v != v' lets a NaN through as PyTorch does
+        if (!found || v > best || v != v) {
+          found = true;
+          best = v;
+          arg = j;
+        }
+      }
+    }
+  }
+  if (!found) {
+    // unreachable for the paddings the op accepts (pad <= kernel / 2); -inf like PyTorch
+    var bits = 0xff800000u;
+    best = bitcast<f32>(bits);
+  }
+  dst[i] = best;
+  idx[i] = arg;
+}
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let slice = p.ind.x * p.ind.y * p.ind.z;
+  let j = i % slice; // this element's flat index within its slice, as the forward stored it
+  let nc = i / slice;
+  let iw = j % p.ind.z;
+  let ih = (j / p.ind.z) % p.ind.y;
+  let id = j / (p.ind.z * p.ind.y);
+  let obase = nc * p.outd.x * p.outd.y * p.outd.z;
+  // output o contains input i along a dim iff o*s - pad + kk*dil == i for some tap kk < k;
+  // that kk is unique per (o, i), so no window is counted twice
+  let pos = vec3<i32>(vec3<u32>(id, ih, iw) + p.pad.xyz);
+  let s = vec3<i32>(p.s.xyz);
+  let outd = vec3<i32>(p.outd.xyz);
+  var acc = 0.0;
+  for (var kd = 0u; kd < p.k.x; kd++) {
+    let td = pos.x - i32(kd * p.dil.x);
+    if (td < 0 || td % s.x != 0 || td / s.x >= outd.x) { continue; }
+    let od = u32(td / s.x);
+    for (var kh = 0u; kh < p.k.y; kh++) {
+      let th = pos.y - i32(kh * p.dil.y);
+      if (th < 0 || th % s.y != 0 || th / s.y >= outd.y) { continue; }
+      let oh = u32(th / s.y);
+      for (var kw = 0u; kw < p.k.z; kw++) {
+        let tw = pos.z - i32(kw * p.dil.z);
+        if (tw < 0 || tw % s.z != 0 || tw / s.z >= outd.z) { continue; }
+        let o = obase + (od * p.outd.y + oh) * p.outd.z + u32(tw / s.z);
+        if (idx[o] == j) { acc += src[o]; }
+      }
+    }
+  }
+  dst[i] = acc;
+}

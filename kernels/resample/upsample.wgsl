@@ -1,0 +1,123 @@
+// Nearest / (bi,tri)linear resampling of a tensor viewed as [NC, D, H, W] (2D passes D = 1 and
+// 1D D = H = 1: a size-1 dim maps onto itself in every mode), F.interpolate semantics.
+// MODE 0 nearest: src = min(floor(dst * r), in - 1) (PyTorch 'nearest', not nearest-exact).
+// MODE 1 linear: src = r * (dst + 0.5) - 0.5 clamped at 0 (align = 0) or src = r * dst
+// (align = 1, align_corners=True); taps floor(src) and the next one, clamped at the edge.
+// r is the source-per-destination ratio per dim, computed by the op as PyTorch does.
+// Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 dst (forward: y, backward: dx).
+// Trick: the backward is a gather. Each input element bounds, per dim, the outputs that can
+// read it (inverting the source map with a margin), then re-evaluates the forward's exact
+// taps on those candidates and keeps the ones that hit it, so the gradient is the exact
+// adjoint of the forward, with no atomics and every dx element written once.
+override MODE: u32 = 0u;
+struct Params {
+  ind: vec4<u32>,   // input D, H, W
+  outd: vec4<u32>,  // output D, H, W
+  ratio: vec4<f32>, // source pixels per destination pixel along D, H, W
+  align: u32,       // 1: align_corners=True
+  n: u32,           // threads: outputs (forward) or inputs (backward)
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+// The two input taps of output o along one dim and their weights (nearest: one tap, weight 1).
+struct Tap { i0: u32, i1: u32, l0: f32, l1: f32 }
+
+fn tap(o: u32, size: u32, r: f32) -> Tap {
+  if (MODE == 0u) {
+    let j = min(u32(floor(f32(o) * r)), size - 1u);
+    return Tap(j, j, 1.0, 0.0);
+  }
+  var s = r * f32(o);
+  if (p.align == 0u) { s = max(r * (f32(o) + 0.5) - 0.5, 0.0); }
+  let i0 = min(u32(s), size - 1u); // s >= 0, so the cast floors
+  let l1 = s - f32(i0);
+  return Tap(i0, min(i0 + 1u, size - 1u), 1.0 - l1, l1);
+}
+
+// Weight with which output tap t reads input i (both taps may be i at the edge).
+fn weight(t: Tap, i: u32) -> f32 {
+  return select(0.0, t.l0, t.i0 == i) + select(0.0, t.l1, t.i1 == i);
+}
+
+// Inclusive range of outputs along one dim that may read input i: those whose source coordinate
+// lies within one pixel of i, widened by one for rounding; the last input also takes the
+// clamped tail.
+fn candidates(i: u32, size: u32, osize: u32, r: f32) -> vec2<u32> {
+  let last = f32(osize - 1u);
+  if (r <= 0.0) { return vec2<u32>(0u, osize - 1u); } // every output reads input 0
+  var lo = (f32(i) - 1.0) / r;
+  var hi = (f32(i) + 1.0) / r;
+  if (MODE == 1u && p.align == 0u) {
+    lo = (f32(i) - 0.5) / r - 0.5;
+    hi = (f32(i) + 1.5) / r - 0.5;
+  }
+  var a = clamp(floor(lo) - 1.0, 0.0, last);
+  var b = clamp(ceil(hi) + 1.0, 0.0, last);
+  if (i + 1u >= size) { b = last; }
+  return vec2<u32>(u32(a), u32(b));
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let ow = i % p.outd.z;
+  let t = i / p.outd.z;
+  let oh = t % p.outd.y;
+  let t2 = t / p.outd.y;
+  let od = t2 % p.outd.x;
+  let nc = t2 / p.outd.x;
+  let base = nc * p.ind.x * p.ind.y * p.ind.z;
+  let td = tap(od, p.ind.x, p.ratio.x);
+  let th = tap(oh, p.ind.y, p.ratio.y);
+  let tw = tap(ow, p.ind.z, p.ratio.z);
+  let r00 = base + (td.i0 * p.ind.y + th.i0) * p.ind.z;
+  if (MODE == 0u) {
+    dst[i] = src[r00 + tw.i0];
+    return;
+  }
+  let r01 = base + (td.i0 * p.ind.y + th.i1) * p.ind.z;
+  let r10 = base + (td.i1 * p.ind.y + th.i0) * p.ind.z;
+  let r11 = base + (td.i1 * p.ind.y + th.i1) * p.ind.z;
+  let v0 = th.l0 * (tw.l0 * src[r00 + tw.i0] + tw.l1 * src[r00 + tw.i1]) +
+           th.l1 * (tw.l0 * src[r01 + tw.i0] + tw.l1 * src[r01 + tw.i1]);
+  let v1 = th.l0 * (tw.l0 * src[r10 + tw.i0] + tw.l1 * src[r10 + tw.i1]) +
+           th.l1 * (tw.l0 * src[r11 + tw.i0] + tw.l1 * src[r11 + tw.i1]);
+  dst[i] = td.l0 * v0 + td.l1 * v1;
+}
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let iw = i % p.ind.z;
+  let t = i / p.ind.z;
+  let ih = t % p.ind.y;
+  let t2 = t / p.ind.y;
+  let id = t2 % p.ind.x;
+  let nc = t2 / p.ind.x;
+  let obase = nc * p.outd.x * p.outd.y * p.outd.z;
+  let cd = candidates(id, p.ind.x, p.outd.x, p.ratio.x);
+  let ch = candidates(ih, p.ind.y, p.outd.y, p.ratio.y);
+  let cw = candidates(iw, p.ind.z, p.outd.z, p.ratio.z);
+  var acc = 0.0;
+  for (var od = cd.x; od <= cd.y; od++) {
+    let td = tap(od, p.ind.x, p.ratio.x);
+    if (td.i0 != id && td.i1 != id) { continue; }
+    let wd = weight(td, id);
+    for (var oh = ch.x; oh <= ch.y; oh++) {
+      let th = tap(oh, p.ind.y, p.ratio.y);
+      if (th.i0 != ih && th.i1 != ih) { continue; }
+      let wdh = wd * weight(th, ih);
+      let row = obase + (od * p.outd.y + oh) * p.outd.z;
+      for (var ow = cw.x; ow <= cw.y; ow++) {
+        let tw = tap(ow, p.ind.z, p.ratio.z);
+        if (tw.i0 != iw && tw.i1 != iw) { continue; }
+        acc += wdh * weight(tw, iw) * src[row + ow];
+      }
+    }
+  }
+  dst[i] = acc;
+}

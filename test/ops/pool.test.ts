@@ -1,0 +1,336 @@
+import { describe, expect, it } from "vitest";
+import { goldenSuite, useDevice } from "../helpers.ts";
+import { Tensor, backward, maxPool2d, maxPool3d, upsample, prelu, tidy, PulmoError, type Device } from "../../src/node.ts";
+
+describe("pool golden cases", () => goldenSuite(["max_pool3d", "max_pool2d", "upsample", "prelu"]));
+
+/** Deterministic pseudo-random values in [lo, hi), exactly representable in f32. */
+function rand(n: number, seed: number, lo = -1, hi = 1): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return Math.fround(lo + ((hi - lo) * s) / 2 ** 32);
+  });
+}
+
+function expectClose(actual: ArrayLike<number>, ref: number[], tol = 1e-5): void {
+  expect(actual.length).toBe(ref.length);
+  let worst = 0;
+  for (let k = 0; k < ref.length; k++) worst = Math.max(worst, Math.abs(actual[k]! - ref[k]!));
+  expect(worst).toBeLessThanOrEqual(tol);
+}
+
+const prod = (a: readonly number[]) => a.reduce((p, v) => p * v, 1);
+
+/** Row-major strides. */
+function strides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length).fill(1);
+  for (let d = shape.length - 2; d >= 0; d--) s[d] = s[d + 1]! * shape[d + 1]!;
+  return s;
+}
+
+/** Every multi-index of a shape in row-major order. */
+function* indices(shape: readonly number[]): Generator<number[]> {
+  const n = prod(shape);
+  const st = strides(shape);
+  for (let f = 0; f < n; f++) yield shape.map((d, i) => Math.floor(f / st[i]!) % d);
+}
+
+/** float64 max pool over the trailing `k.length` dims: output, and dx = scatter of dy onto the
+ * first maximum of each window in scan order (PyTorch's tie rule). */
+function maxPoolRef(x: number[], shape: number[], k: number[], s: number[], p: number[], dil: number[], dy?: number[]) {
+  const nd = k.length;
+  const lead = shape.slice(0, -nd), sp = shape.slice(-nd);
+  const out = sp.map((n, d) => Math.floor((n + 2 * p[d]! - dil[d]! * (k[d]! - 1) - 1) / s[d]!) + 1);
+  const yShape = [...lead, ...out];
+  const xs = strides(shape);
+  const y: number[] = [];
+  const dx = new Array<number>(x.length).fill(0);
+  let o = 0;
+  for (const oi of indices(yShape)) {
+    let best = -Infinity, arg = -1;
+    for (const ki of indices(k)) {
+      const pos = oi.slice(0, lead.length);
+      let inside = true;
+      for (let d = 0; d < nd; d++) {
+        const v = oi[lead.length + d]! * s[d]! - p[d]! + ki[d]! * dil[d]!;
+        if (v < 0 || v >= sp[d]!) inside = false;
+        pos.push(v);
+      }
+      if (!inside) continue;
+      const f = pos.reduce((a, v, i) => a + v * xs[i]!, 0);
+      if (arg < 0 || x[f]! > best) [best, arg] = [x[f]!, f];
+    }
+    y.push(best);
+    if (dy) dx[arg] += dy[o]!;
+    o++;
+  }
+  return { y, yShape, dx };
+}
+
+/** PyTorch's per-dim source taps in float32 arithmetic as its CPU kernel does for f32 tensors. */
+function taps(o: number, size: number, r: number, linear: boolean, align: boolean): [number, number, number, number] {
+  const f = Math.fround;
+  if (!linear) {
+    const j = Math.min(Math.floor(f(f(o) * f(r))), size - 1);
+    return [j, j, 1, 0];
+  }
+  const src = align ? f(f(r) * o) : Math.max(f(f(f(r) * f(o + 0.5)) - 0.5), 0);
+  const i0 = Math.min(Math.floor(src), size - 1);
+  const l1 = src - i0;
+  return [i0, Math.min(i0 + 1, size - 1), 1 - l1, l1];
+}
+
+/** float64 F.interpolate as an explicit linear map over the trailing dims: y and dx = A^T dy. */
+function upsampleRef(x: number[], shape: number[], out: number[], ratio: number[], linear: boolean, align: boolean, dy?: number[]) {
+  const nd = out.length;
+  const lead = shape.slice(0, -nd), sp = shape.slice(-nd);
+  const yShape = [...lead, ...out];
+  const xs = strides(shape);
+  const y: number[] = [];
+  const dx = new Array<number>(x.length).fill(0);
+  let o = 0;
+  for (const oi of indices(yShape)) {
+    let terms: [number, number][] = [[oi.slice(0, lead.length).reduce((a, v, i) => a + v * xs[i]!, 0), 1]];
+    for (let d = 0; d < nd; d++) {
+      const [i0, i1, l0, l1] = taps(oi[lead.length + d]!, sp[d]!, ratio[d]!, linear, align);
+      const st = xs[lead.length + d]!;
+      terms = terms.flatMap(([f, w]) => [[f + i0 * st, w * l0], [f + i1 * st, w * l1]] as [number, number][]);
+    }
+    y.push(terms.reduce((a, [f, w]) => a + w * x[f]!, 0));
+    if (dy) for (const [f, w] of terms) dx[f] += w * dy[o]!;
+    o++;
+  }
+  return { y, yShape, dx };
+}
+
+async function forwardBackward(dev: Device, x: number[], shape: number[], op: (t: Tensor) => Tensor, seed = 99) {
+  const xt = Tensor.from(dev, x, shape);
+  xt.requiresGrad = true;
+  const y = op(xt);
+  const dy = rand(y.size, seed);
+  const yv = await y.read();
+  backward([y], [Tensor.from(dev, dy, y.shape)]);
+  return { y: yv, yShape: y.shape, dy, dx: await xt.grad!.read() };
+}
+
+describe("max pooling against a float64 reference", () => {
+  const dev = useDevice();
+  const cases: { name: string; shape: number[]; k: number[]; s: number[]; p: number[]; d: number[] }[] = [
+    { name: "3d overlapping 3x3x3 stride 2 padding 1", shape: [2, 2, 5, 7, 6], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], d: [1, 1, 1] },
+    { name: "3d anisotropic kernel/stride with dilation", shape: [1, 3, 4, 9, 8], k: [1, 3, 2], s: [1, 1, 3], p: [0, 1, 1], d: [1, 2, 2] },
+    { name: "2d 2x3 stride (1,2) padding (1,1)", shape: [3, 2, 7, 11], k: [2, 3], s: [1, 2], p: [1, 1], d: [1, 1] },
+  ];
+  for (const c of cases)
+    it(`${c.name}: forward and backward (gather over overlapping windows)`, async () => {
+      const x = rand(prod(c.shape), 5);
+      const nd = c.k.length;
+      const pool = (t: Tensor) => (nd === 3 ? maxPool3d : maxPool2d)(t, { kernel: c.k, stride: c.s, padding: c.p, dilation: c.d });
+      const r = await forwardBackward(dev(), x, c.shape, pool);
+      const ref = maxPoolRef(x, c.shape, c.k, c.s, c.p, c.d, r.dy);
+      expect(r.yShape).toEqual(ref.yShape);
+      expectClose(r.y, ref.y, 0);
+      expectClose(r.dx, ref.dx, 1e-6);
+    });
+
+  it("ties route the gradient to the first maximum in window scan order", async () => {
+    // values from {0, 1, 2}: most windows hold several maxima; padding 1 puts the first valid
+    // element mid-window
+    const shape = [1, 2, 6, 7];
+    const x = rand(prod(shape), 3, 0, 3).map(Math.floor);
+    const r = await forwardBackward(dev(), x, shape, (t) => maxPool2d(t, { kernel: 3, stride: 2, padding: 1 }));
+    const ref = maxPoolRef(x, shape, [3, 3], [2, 2], [1, 1], [1, 1], r.dy);
+    expectClose(r.y, ref.y, 0);
+    expectClose(r.dx, ref.dx, 1e-6);
+    const ones = await forwardBackward(dev(), new Array(24).fill(1), [1, 1, 4, 6], (t) => maxPool2d(t, { kernel: 2 }));
+    // constant input: each 2x2 window's top-left element takes all of its dy
+    const want = new Array(24).fill(0);
+    for (let oh = 0; oh < 2; oh++) for (let ow = 0; ow < 3; ow++) want[oh * 2 * 6 + ow * 2] = ones.dy[oh * 3 + ow]!;
+    expectClose(ones.dx, want, 1e-7);
+  });
+
+  it("accepts unbatched input, a scalar kernel and the default stride", async () => {
+    const shape = [2, 4, 4, 6];
+    const x = rand(prod(shape), 8);
+    const y = maxPool3d(Tensor.from(dev(), x, shape), { kernel: 2 });
+    expect(y.shape).toEqual([2, 2, 2, 3]);
+    expectClose(await y.read(), maxPoolRef(x, shape, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1]).y, 0);
+  });
+
+  it("rejects bad inputs with errors naming the problem", () => {
+    const d = dev();
+    const x4 = Tensor.zeros(d, [1, 1, 4, 4]);
+    const x5 = Tensor.zeros(d, [1, 1, 4, 4, 4]);
+    expect(() => maxPool3d(Tensor.zeros(d, [4, 4, 4]), { kernel: 2 })).toThrow(/max_pool3d: 'x' must have rank 4 or 5, got \[4, 4, 4\]/);
+    expect(() => maxPool2d(x5, { kernel: 2 })).toThrow(/max_pool2d: 'x' must have rank 3 or 4/);
+    expect(() => maxPool2d(Tensor.zeros(d, [1, 1, 4, 4], "i32"), { kernel: 2 })).toThrow(/'x' must be f32, got i32/);
+    expect(() => maxPool2d(x4, { kernel: [2, 2, 2] })).toThrow(/'kernel' must be an integer >= 1 or 2 of them/);
+    expect(() => maxPool2d(x4, { kernel: 2, stride: 0 })).toThrow(/'stride'/);
+    expect(() => maxPool2d(x4, { kernel: 2, padding: 2 })).toThrow(/padding \[2, 2\] must be at most half the kernel/);
+    expect(() => maxPool2d(x4, { kernel: 2, ceilMode: true })).toThrow(/ceilMode=true is not supported/);
+    expect(() => maxPool3d(x5, { kernel: 5 })).toThrow(/output size \[0, 0, 0\] is too small/);
+    expect(() => maxPool3d(x5, { kernel: 5 })).toThrow(PulmoError);
+  });
+});
+
+describe("upsampling against a float64 reference", () => {
+  const dev = useDevice();
+  const cases: { name: string; shape: number[]; opts: Parameters<typeof upsample>[1] }[] = [
+    { name: "trilinear, non-integer scales (1.5, 2.5, 0.6)", shape: [2, 2, 3, 4, 5], opts: { mode: "trilinear", scale: [1.5, 2.5, 0.6] } },
+    { name: "trilinear, align_corners", shape: [1, 2, 3, 2, 4], opts: { mode: "trilinear", scale: 2, alignCorners: true } },
+    { name: "bilinear, explicit size (downsample H, upsample W)", shape: [2, 3, 7, 3], opts: { mode: "bilinear", size: [4, 8] } },
+    { name: "bilinear, size-1 input dim and align_corners", shape: [1, 2, 1, 5], opts: { mode: "bilinear", size: [3, 9], alignCorners: true } },
+    { name: "nearest 3d, scale (3, 1.5, 0.5)", shape: [1, 2, 2, 4, 6], opts: { mode: "nearest", scale: [3, 1.5, 0.5] } },
+    { name: "nearest 2d, explicit size", shape: [2, 1, 5, 3], opts: { mode: "nearest", size: [7, 8] } },
+    // scale 1.2 on 3 gives 3 (PyTorch copies), 2.1 on 4 gives 8 (PyTorch halves: o >> 1, not floor(o / 2.1))
+    { name: "nearest 2d, scales whose output is the input size or twice it", shape: [1, 2, 3, 4], opts: { mode: "nearest", scale: [1.2, 2.1] } },
+    { name: "bilinear, scale 1.2 (W keeps its size 3; linear has no copy shortcut)", shape: [1, 1, 5, 3], opts: { mode: "bilinear", scale: 1.2 } },
+    { name: "linear 1d, scale 2.5", shape: [2, 3, 4], opts: { mode: "linear", scale: 2.5 } },
+  ];
+  for (const c of cases)
+    it(`${c.name}: forward and backward`, async () => {
+      const x = rand(prod(c.shape), 17);
+      const r = await forwardBackward(dev(), x, c.shape, (t) => upsample(t, c.opts));
+      const sp = c.shape.slice(2);
+      const out = r.yShape.slice(2);
+      const linear = c.opts.mode !== "nearest";
+      const align = c.opts.alignCorners ?? false;
+      const scale = c.opts.scale === undefined ? null : typeof c.opts.scale === "number" ? sp.map(() => c.opts.scale as number) : [...c.opts.scale];
+      if (scale) expect(out).toEqual(sp.map((n, d) => Math.floor(n * scale[d]!)));
+      else expect(out).toEqual(c.opts.size);
+      const ratio = sp.map((n, d) => {
+        const o = out[d]!;
+        if (linear && align) return o > 1 ? (n - 1) / (o - 1) : 0;
+        if (!linear && o === n) return 1; // PyTorch CPU's nearest_idx: copy when out == in ...
+        if (!linear && o === 2 * n) return 0.5; // ... and halve when out == 2 in, whatever the scale
+        return scale ? 1 / scale[d]! : n / o;
+      });
+      const ref = upsampleRef(x, c.shape, out, ratio, linear, align, r.dy);
+      expectClose(r.y, ref.y, 1e-5);
+      expectClose(r.dx, ref.dx, 1e-5);
+    });
+
+  it("rejects bad inputs with errors naming the problem", () => {
+    const d = dev();
+    const x4 = Tensor.zeros(d, [1, 1, 4, 4]);
+    expect(() => upsample(Tensor.zeros(d, [4, 4]), { scale: 2 })).toThrow(/upsample: 'x' must have rank 3 or 4 or 5, got \[4, 4\]/);
+    expect(() => upsample(Tensor.zeros(d, [1, 1, 4, 4], "u32"), { scale: 2 })).toThrow(/'x' must be f32, got u32/);
+    expect(() => upsample(x4, { mode: "trilinear", scale: 2 })).toThrow(/'trilinear' needs a rank-5 'x', got \[1, 1, 4, 4\]/);
+    expect(() => upsample(x4, { scale: [2, 2, 2] })).toThrow(/'scale' must be 2 positive numbers/);
+    expect(() => upsample(x4, { scale: 0.1 })).toThrow(/gives an empty output \[0, 0\]/);
+    expect(() => upsample(x4, { size: [3, 0] })).toThrow(/'size' must be 2 positive integers/);
+    expect(() => upsample(x4, { scale: 2, size: [8, 8] })).toThrow(/exactly one of 'scale' and 'size'/);
+    expect(() => upsample(x4, { mode: "nearest", scale: 2, alignCorners: true })).toThrow(/alignCorners is only valid with a linear mode/);
+    expect(() => upsample(x4, { mode: "bicubic" as any, scale: 2 })).toThrow(/unknown mode 'bicubic'/);
+  });
+});
+
+/** float64 PReLU: y, dx, dw for weight of 1 or C elements (channel = dim 1). */
+function preluRef(x: number[], shape: number[], w: number[], dy: number[]) {
+  const inner = w.length === 1 ? x.length : prod(shape.slice(2));
+  const ch = (i: number) => (w.length === 1 ? 0 : Math.floor(i / inner) % w.length);
+  const dw = new Array<number>(w.length).fill(0);
+  const y = x.map((v, i) => (v > 0 ? v : w[ch(i)]! * v));
+  const dx = x.map((v, i) => (v > 0 ? dy[i]! : w[ch(i)]! * dy[i]!));
+  x.forEach((v, i) => {
+    if (v <= 0) dw[ch(i)] += v * dy[i]!;
+  });
+  return { y, dx, dw };
+}
+
+describe("prelu against a float64 reference", () => {
+  const dev = useDevice();
+  const cases = [
+    { name: "per-channel slopes on a 3d volume", shape: [2, 3, 4, 5, 6], c: 3 },
+    { name: "one slope over enough elements for several partial sums", shape: [2, 3, 40, 41], c: 1 },
+    { name: "per-channel slopes, several partial sums per channel", shape: [3, 2, 50, 50], c: 2 },
+    { name: "rank-2 input with per-feature slopes", shape: [5, 7], c: 7 },
+  ];
+  for (const c of cases)
+    it(`${c.name}: forward, dx and dweight`, async () => {
+      const d = dev();
+      const x = rand(prod(c.shape), 21);
+      const w = rand(c.c, 23, 0, 0.5);
+      const dy = rand(x.length, 29);
+      const xt = Tensor.from(d, x, c.shape);
+      const wt = Tensor.from(d, w, [c.c]);
+      xt.requiresGrad = true;
+      wt.requiresGrad = true;
+      const y = prelu(xt, wt);
+      const ref = preluRef(x, c.shape, w, dy);
+      expectClose(await y.read(), ref.y, 1e-6);
+      backward([y], [Tensor.from(d, dy, c.shape)]);
+      expectClose(await xt.grad!.read(), ref.dx, 1e-6);
+      expect(wt.grad!.shape).toEqual([c.c]);
+      const scale = Math.max(1, ...ref.dw.map(Math.abs));
+      expectClose(await wt.grad!.read(), ref.dw, 1e-5 * scale);
+    });
+
+  it("rejects bad inputs with errors naming the problem", () => {
+    const d = dev();
+    const x = Tensor.zeros(d, [2, 3, 4]);
+    expect(() => prelu(x, Tensor.zeros(d, [4]))).toThrow(/prelu: 'weight' \[4\] must have 1 element or one per channel \(dim 1\) of 'x' \[2, 3, 4\]/);
+    expect(() => prelu(Tensor.zeros(d, [6]), Tensor.zeros(d, [6]))).toThrow(/one per channel/);
+    expect(() => prelu(x, Tensor.zeros(d, [1, 3]))).toThrow(/'weight' must have rank 0 or 1, got \[1, 3\]/);
+    expect(() => prelu(x, Tensor.zeros(d, [3], "i32"))).toThrow(/'weight' must be f32, got i32/);
+    expect(() => prelu(Tensor.zeros(d, [2, 3], "u32"), Tensor.zeros(d, [1]))).toThrow(/'x' must be f32/);
+  });
+});
+
+describe("launch splitting", () => {
+  // 8 workgroups per dim forces the launches below (and prelu's per-channel reductions) onto x and y
+  const dev = useDevice({ limits: { maxWorkgroupsPerDim: 8 } });
+  it("gives the same results with launches split over x and y", async () => {
+    const shape = [2, 3, 12, 12]; // dx: 14 workgroups
+    const x = rand(prod(shape), 31);
+    const p = await forwardBackward(dev(), x, shape, (t) => maxPool2d(t, { kernel: 3, stride: 2, padding: 1 }));
+    const pr = maxPoolRef(x, shape, [3, 3], [2, 2], [1, 1], [1, 1], p.dy);
+    expectClose(p.y, pr.y, 0);
+    expectClose(p.dx, pr.dx, 1e-6);
+    const us = [1, 3, 8, 9]; // y: 14 workgroups
+    const ux = rand(prod(us), 33);
+    const u = await forwardBackward(dev(), ux, us, (t) => upsample(t, { mode: "bilinear", scale: 2 }));
+    const ur = upsampleRef(ux, us, [16, 18], [0.5, 0.5], true, false, u.dy);
+    expectClose(u.y, ur.y, 1e-5);
+    expectClose(u.dx, ur.dx, 1e-5);
+    const ps = [1, 9, 20, 20]; // forward: 57 workgroups; backward and reduce: one per channel, 9
+    const px = rand(prod(ps), 37), pw = rand(9, 41, 0, 0.5), pdy = rand(prod(ps), 43);
+    const xt = Tensor.from(dev(), px, ps), wt = Tensor.from(dev(), pw, [9]);
+    xt.requiresGrad = wt.requiresGrad = true;
+    const y = prelu(xt, wt);
+    backward([y], [Tensor.from(dev(), pdy, ps)]);
+    const ref = preluRef(px, ps, pw, pdy);
+    expectClose(await y.read(), ref.y, 1e-6);
+    expectClose(await xt.grad!.read(), ref.dx, 1e-6);
+    expectClose(await wt.grad!.read(), ref.dw, 1e-4);
+  });
+
+});
+
+describe("buffer hygiene", () => {
+  const dev = useDevice();
+  it("releases every temporary (the pool stops growing)", async () => {
+    const d = dev();
+    const step = () =>
+      tidy(d, () => {
+        const x = Tensor.from(d, rand(2 * 3 * 6 * 6, 1), [2, 3, 6, 6]);
+        const w = Tensor.from(d, [0.1, 0.2, 0.3], [3]);
+        x.requiresGrad = w.requiresGrad = true;
+        const y = upsample(prelu(maxPool2d(x, { kernel: 3, stride: 2, padding: 1 }), w), { mode: "bilinear", scale: 1.5 });
+        const v = Tensor.from(d, rand(2 * 3 * 2 * 4 * 4, 3), [2, 3, 2, 4, 4]);
+        v.requiresGrad = true;
+        const u = maxPool3d(upsample(v, { mode: "trilinear", scale: [1, 2, 2] }), { kernel: [2, 2, 2] });
+        backward([y, u], [Tensor.from(d, rand(y.size, 2), y.shape), Tensor.from(d, rand(u.size, 4), u.shape)]);
+        v.grad!.dispose();
+        x.grad!.dispose();
+        w.grad!.dispose();
+      });
+    step();
+    await d.flush();
+    const inUse = d.pool.inUseBytes, created = d.pool.buffersCreated;
+    for (let k = 0; k < 3; k++) step();
+    await d.flush();
+    expect(d.pool.inUseBytes).toBe(inUse);
+    expect(d.pool.buffersCreated).toBe(created);
+  });
+});
