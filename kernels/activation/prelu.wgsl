@@ -1,9 +1,9 @@
 // PReLU y = x > 0 ? x : w[c] * x, with one slope (channels = 1, inner = all elements) or one per
 // channel of dim 1 (x viewed as [outer, channels, inner]).
 // Entries: main (forward), backward (dx and per-workgroup partial sums of dw), reduce (dw).
-// Bindings: 0 uniforms, 1 x, 2 weight, 3 dy (backward; the op binds x there in the forward),
+// Bindings: 0 uniforms, 1 x, 2 weight, 3 dy (backward only),
 // 4 out (main: y, backward: dx, reduce: dw), 5 partials (backward writes one sum per
-// workgroup, reduce reads them; the forward binds a 1-element scratch buffer).
+// workgroup, reduce reads them).
 // Trick: dw[c] = sum over channel c of (x > 0 ? 0 : x * dy) is a two-pass reduction with no
 // atomics: `groups` workgroups per channel grid-stride over its elements (writing dx on the
 // way, so every element is visited once) and tree-sum in shared memory; reduce then tree-sums

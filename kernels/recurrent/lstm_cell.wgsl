@@ -5,9 +5,8 @@
 //   c_prev [N, chw]
 //   out    forward: packed [N, 2, chw] (h_t then c_t; one tensor because a tape node has one
 //          output); backward: dz [N, 4, chw]
-//   dout   backward: gradient of the packed output [N, 2, chw] (forward binds z: unused)
-//   dc_prev backward only (forward binds a 1-element placeholder: one bind-group layout serves
-//          both entries and it may not alias `out`)
+//   dout   backward only: gradient of the packed output [N, 2, chw]
+//   dc_prev backward only
 // Bindings: 0 uniforms, 1 z, 2 c_prev, 3 dout, 4 out, 5 dc_prev.
 // Trick: the backward recomputes every gate from z instead of saving activations, so a step
 // keeps only z and c_prev alive for backpropagation through time.

@@ -21,21 +21,17 @@ function launchCell(entry: "main" | "backward", z: Tensor, cPrev: Tensor, dout: 
   const [n, c4, ...spatial] = z.shape as number[];
   const hidden = c4! / 4;
   const out = Tensor.empty(device, entry === "main" ? [n!, 2, hidden, ...spatial] : z.shape);
-  // The forward never touches dc_prev; it gets a placeholder (it may not alias `out`).
-  const dcPrev = entry === "main" ? Tensor.empty(device, [1]) : Tensor.empty(device, cPrev.shape);
+  const dcPrev = entry === "main" ? null : Tensor.empty(device, cPrev.shape);
   device.dispatch({
     kernel: "recurrent/lstm_cell",
     entry,
     constants: { ACT: act },
-    bindings: { z, c_prev: cPrev, dout: dout ?? z, out, dc_prev: dcPrev },
+    // each entry binds only what it uses: the forward has no dout or dc_prev
+    bindings: dcPrev && dout ? { z, c_prev: cPrev, dout, out, dc_prev: dcPrev } : { z, c_prev: cPrev, out },
     uniforms: { n: cPrev.size, chw: cPrev.size / Math.max(n!, 1) },
     workgroups: groups1d(cPrev.size),
     label: label(entry === "main" ? "lstm_cell" : "lstm_cell_backward", z, cPrev),
   });
-  if (entry === "main") {
-    dcPrev.dispose();
-    return [out, null];
-  }
   return [out, dcPrev];
 }
 

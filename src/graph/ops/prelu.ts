@@ -24,15 +24,13 @@ export function prelu(x: Tensor, weight: Tensor): Tensor {
   const uniforms = { n: x.size, inner, channels, count, groups };
 
   const y = Tensor.empty(device, x.shape);
-  const scratch = Tensor.empty(device, [1]); // the forward does not touch `partials`, but it must be bound
   device.dispatch({
     kernel: "activation/prelu",
-    bindings: { x, weight, dy: x, out: y, partials: scratch },
+    bindings: { x, weight, out: y },
     uniforms,
     workgroups: groups1d(x.size),
     label: label(op, x, weight),
   });
-  scratch.dispose();
 
   const xShape = x.shape;
   const wShape = weight.shape;
