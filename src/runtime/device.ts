@@ -129,7 +129,7 @@ export class Device {
       ),
     };
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 256;
-    this.pool = new BufferPool(gpu, this.limits.maxBufferSize);
+    this.pool = new BufferPool(gpu, this.limits.maxBufferSize, (label, create) => this.scoped(`allocating ${label}`, create));
     this.pipelines = new PipelineCache(gpu);
     this.uniformRing = gpu.createBuffer({
       size: UNIFORM_RING_BYTES,

@@ -23,6 +23,8 @@ export class BufferPool {
   constructor(
     private device: GPUDevice,
     private maxBufferSize: number,
+    /** wraps buffer creation so an out-of-memory error is attributed to the tensor's op */
+    private guard: (label: string, create: () => GPUBuffer) => GPUBuffer = (_l, c) => c(),
   ) {}
 
   acquire(bytes: number, label: string): GPUBuffer {
@@ -35,7 +37,7 @@ export class BufferPool {
     const reused = list?.pop();
     this.inUseBytes += size;
     if (reused) return reused;
-    const buffer = this.device.createBuffer({ size, usage: storageUsage(), label });
+    const buffer = this.guard(label, () => this.device.createBuffer({ size, usage: storageUsage(), label }));
     this.allocatedBytes += size;
     this.buffersCreated++;
     return buffer;
