@@ -1,2 +1,370 @@
-// Owned by the norm family; see docs/ops/.
-export {};
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
+import { needsGrad, record } from "../tape.ts";
+import { expectFloat, expectSameDevice, expectShape, groups1d, label } from "../launch.ts";
+import { sumMiddle } from "./reduce.ts";
+
+// Instance, batch and layer normalisation share one set of kernels (kernels/norm/):
+//   stats_partial.wgsl + stats_merge.wgsl   mean and biased variance per group (two-pass per
+//                                           chunk, chunks merged with Chan's formula)
+//   running.wgsl                            batch norm's in-place running-statistics update
+//   apply.wgsl                              y = xhat * weight + bias, and dx
+//   grad_sums.wgsl                          per-group sum(g), sum(g * xhat) for the backward
+// A norm is described by which elements form a statistics group and which affine slot each
+// element uses (the Layout below); nothing is permuted.
+
+/** Which elements one reduction group covers: group g's element j is at
+ * g*gstride + floor(j / seglen)*segstride + j % seglen, for j < count. */
+interface Groups {
+  groups: number;
+  count: number;
+  gstride: number;
+  seglen: number;
+  segstride: number;
+}
+
+/** A statistics grouping plus where each element finds its statistics and affine parameters:
+ * element i uses statistics (i / sdiv) % smod and weight/bias (i / adiv) % amod. */
+interface Layout extends Groups {
+  sdiv: number;
+  smod: number;
+  adiv: number;
+  amod: number;
+}
+
+/** Elements per tree-reduction workgroup; longer groups are split and merged in a second pass. */
+const CHUNK = 4096;
+/** Groups at most this long get one thread each instead of a workgroup (e.g. layer norm over a
+ * few features). */
+const SMALL_GROUP = 64;
+
+function splitsOf(count: number): { splits: number; chunk: number } {
+  const splits = Math.max(1, Math.ceil(count / CHUNK));
+  return { splits, chunk: Math.max(1, Math.ceil(count / splits)) };
+}
+
+/** Mean and biased variance of every group (both [groups]). */
+function groupStats(op: string, x: Tensor, L: Layout): { mean: Tensor; var_: Tensor } {
+  const mean = Tensor.empty(x.device, [L.groups]);
+  const var_ = Tensor.empty(x.device, [L.groups]);
+  const shape = { groups: L.groups, count: L.count, gstride: L.gstride, seglen: L.seglen, segstride: L.segstride };
+  if (L.count <= SMALL_GROUP) {
+    x.device.dispatch({
+      kernel: "norm/stats_merge",
+      entry: "small",
+      bindings: { src: x, mean, var_ },
+      uniforms: { ...shape, splits: 1 },
+      workgroups: groups1d(L.groups),
+      label: label(`${op} stats`, x),
+    });
+    return { mean, var_ };
+  }
+  const { splits, chunk } = splitsOf(L.count);
+  const part = Tensor.empty(x.device, [L.groups * splits * 3]);
+  x.device.dispatch({
+    kernel: "norm/stats_partial",
+    bindings: { x, part },
+    uniforms: { groups: L.groups, splits, chunk, count: L.count, gstride: L.gstride, seglen: L.seglen, segstride: L.segstride },
+    workgroups: L.groups * splits,
+    label: label(`${op} stats`, x),
+  });
+  x.device.dispatch({
+    kernel: "norm/stats_merge",
+    bindings: { src: part, mean, var_ },
+    uniforms: { ...shape, splits },
+    workgroups: L.groups,
+    label: label(`${op} stats merge`, x),
+  });
+  part.dispose();
+  return { mean, var_ };
+}
+
+interface ApplyArgs {
+  op: string;
+  x: Tensor;
+  mean: Tensor;
+  var_: Tensor;
+  weight: Tensor | null;
+  L: Layout;
+  eps: number;
+}
+
+function applyForward(a: ApplyArgs, bias: Tensor | null): Tensor {
+  const { x, L } = a;
+  const y = Tensor.empty(x.device, x.shape);
+  x.device.dispatch({
+    kernel: "norm/apply",
+    constants: { HAS_W: a.weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    bindings: { x, mean: a.mean, var_: a.var_, weight: a.weight ?? x, bias: bias ?? x, dy: x, sums: x, out: y },
+    uniforms: { n: x.size, groups: L.groups, sdiv: L.sdiv, smod: L.smod, adiv: L.adiv, amod: L.amod, eps: a.eps, inv_count: 0 },
+    workgroups: groups1d(x.size),
+    label: label(a.op, x, a.weight, bias),
+  });
+  return y;
+}
+
+/** dx. mode 0: batch statistics, sums of dy; 1: batch statistics, sums of dy*weight; 2: fixed
+ * statistics (sums unused). */
+function applyBackward(a: ApplyArgs, dy: Tensor, sums: Tensor | null, mode: 0 | 1 | 2): Tensor {
+  const { x, L } = a;
+  const dx = Tensor.empty(x.device, x.shape);
+  x.device.dispatch({
+    kernel: "norm/apply",
+    entry: "backward",
+    constants: { HAS_W: a.weight ? 1 : 0, HAS_B: 0, MODE: mode },
+    bindings: { x, mean: a.mean, var_: a.var_, weight: a.weight ?? x, bias: x, dy, sums: sums ?? x, out: dx },
+    uniforms: { n: x.size, groups: L.groups, sdiv: L.sdiv, smod: L.smod, adiv: L.adiv, amod: L.amod, eps: a.eps, inv_count: 1 / L.count },
+    workgroups: groups1d(x.size),
+    label: label(`${a.op}_backward`, x),
+  });
+  return dx;
+}
+
+/** [2, G.groups]: sum(g) then sum(g * xhat) over each group of G, g = dy*weight when the weight is
+ * passed (layer-norm rows) or dy. */
+function gradSums(a: ApplyArgs, dy: Tensor, G: Groups, weightInside: Tensor | null): Tensor {
+  const { x, L } = a;
+  const small = G.count <= SMALL_GROUP;
+  const { splits, chunk } = small ? { splits: 1, chunk: G.count } : splitsOf(G.count);
+  const part = Tensor.empty(x.device, [2 * G.groups * splits]);
+  x.device.dispatch({
+    kernel: "norm/grad_sums",
+    entry: small ? "small" : "main",
+    constants: { WSUM: weightInside ? 1 : 0 },
+    bindings: { x, mean: a.mean, var_: a.var_, weight: weightInside ?? x, dy, part },
+    uniforms: {
+      groups: G.groups, splits, chunk, count: G.count, gstride: G.gstride, seglen: G.seglen, segstride: G.segstride,
+      sdiv: L.sdiv, smod: L.smod, adiv: L.adiv, amod: L.amod, eps: a.eps,
+    },
+    workgroups: small ? groups1d(G.groups) : G.groups * splits,
+    label: label(`${a.op}_backward sums`, x),
+  });
+  if (splits === 1) return part;
+  const sums = sumMiddle(part, 2 * G.groups, splits, 1);
+  part.dispose();
+  return sums;
+}
+
+/** A new [n] tensor holding elements [start, start+n) of t (a buffer copy: chunk() views need
+ * 256-byte alignment). */
+function copyRange(t: Tensor, start: number, n: number, shape: readonly number[] = [n]): Tensor {
+  const y = Tensor.empty(t.device, shape);
+  t.device.copy(t.buffer, t.byteOffset + start * 4, y.buffer, y.byteOffset, n * 4);
+  return y;
+}
+
+/** Weight and bias gradients from per-channel sums [2, C] (sum dy, sum dy*xhat). */
+function affineGrads(sums: Tensor, c: number, needW: boolean, needB: boolean): [Tensor | null, Tensor | null] {
+  return [needW ? copyRange(sums, c, c) : null, needB ? copyRange(sums, 0, c) : null];
+}
+
+function checkAffine(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null, shape: readonly number[]): void {
+  for (const [name, t] of [["weight", weight], ["bias", bias]] as const) {
+    if (!t) continue;
+    expectFloat(op, name, t);
+    expectShape(op, name, t, shape);
+  }
+  expectSameDevice(op, x, weight, bias);
+}
+
+function checkEps(op: string, eps: number): void {
+  if (!(eps >= 0) || !Number.isFinite(eps)) throw new PulmoError(`${op}: eps must be a finite number >= 0, got ${eps}`);
+}
+
+function checkNonEmpty(op: string, x: Tensor): void {
+  if (x.size === 0) throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} is empty`);
+}
+
+/** Forward and backward of a norm normalised with the statistics of its own input (instance
+ * norm, batch norm in training, layer norm). `rowWeight`: the weight varies inside a group (layer
+ * norm), so dx needs sums of dy*weight and the weight/bias gradients need their own column sums;
+ * otherwise the weight is constant per group and `channelSums` folds the per-group sums to [2, C]. */
+function batchStatsNorm(
+  op: string,
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+  L: Layout,
+  stats: { mean: Tensor; var_: Tensor },
+  backwardPlan: { rowWeight: false; channelSums: (sums: Tensor) => Tensor } | { rowWeight: true; columns: Groups },
+): Tensor {
+  const fwd: ApplyArgs = { op, x, mean: stats.mean, var_: stats.var_, weight, L, eps };
+  const y = applyForward(fwd, bias);
+  const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);
+  const save = weight ? [x, stats.mean, stats.var_, weight] : [x, stats.mean, stats.var_];
+  record(op, y, [x, weight, bias], save, (dy, [xs, mean, var_, ws]) => {
+    const a: ApplyArgs = { op, x: xs!, mean: mean!, var_: var_!, weight: ws ?? null, L, eps };
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (!backwardPlan.rowWeight) {
+      const sums = gradSums(a, dy, L, null);
+      if (needX) dx = applyBackward(a, dy, sums, 0);
+      if (needW || needB) {
+        const cs = backwardPlan.channelSums(sums);
+        [dw, db] = affineGrads(cs, cs.size / 2, needW, needB);
+        if (cs !== sums) cs.dispose();
+      }
+      sums.dispose();
+    } else {
+      if (needX) {
+        const rows = gradSums(a, dy, L, a.weight);
+        dx = applyBackward(a, dy, rows, 1);
+        rows.dispose();
+      }
+      if (needW || needB) {
+        const cols = gradSums(a, dy, backwardPlan.columns, null);
+        [dw, db] = affineGrads(cols, backwardPlan.columns.groups, needW, needB);
+        cols.dispose();
+      }
+    }
+    return [dx, dw, db];
+  });
+  stats.mean.dispose();
+  stats.var_.dispose();
+  return y;
+}
+
+export interface NormOptions {
+  /** added to the variance before the square root (default 1e-5) */
+  eps?: number;
+}
+
+/** F.instance_norm: each (n, c) instance of x [N, C, *spatial] is normalised over its spatial
+ * elements with its own mean and biased variance, then scaled by weight[c] and shifted by
+ * bias[c] (either may be null). Backward for x, weight and bias. */
+export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, opts: NormOptions = {}): Tensor {
+  const op = "instance_norm";
+  const eps = opts.eps ?? 1e-5;
+  expectFloat(op, "x", x);
+  if (x.rank < 3) throw new PulmoError(`${op}: 'x' must have rank >= 3 (N, C, spatial...), got ${shapeStr(x.shape)}`);
+  const [n, c] = [x.shape[0]!, x.shape[1]!];
+  const s = numel(x.shape.slice(2));
+  checkAffine(op, x, weight, bias, [c]);
+  checkEps(op, eps);
+  checkNonEmpty(op, x);
+  if (s < 2) throw new PulmoError(`${op}: expected more than 1 spatial element per instance, got 'x' ${shapeStr(x.shape)}`);
+  const L: Layout = { groups: n * c, count: s, gstride: s, seglen: s, segstride: 0, sdiv: s, smod: n * c, adiv: s, amod: c };
+  return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
+    rowWeight: false,
+    // [2, N, C] → [2, C]: the weight gradient of channel c sums over the batch's instances
+    channelSums: (sums) => (n === 1 ? sums : sumMiddle(sums, 2, n, c)),
+  });
+}
+
+export interface BatchNormOptions extends NormOptions {
+  /** batch statistics (and running-statistics update) when true, running statistics when false */
+  training: boolean;
+  /** weight of the new batch statistic in the running average (default 0.1, as PyTorch) */
+  momentum?: number;
+  /** [C]; updated in place when training, required when not */
+  runningMean?: Tensor | null;
+  /** [C]; updated in place (with the unbiased batch variance) when training, required when not */
+  runningVar?: Tensor | null;
+}
+
+function copyOf(t: Tensor): Tensor {
+  return copyRange(t, 0, t.size, t.shape);
+}
+
+/** F.batch_norm on x [N, C, *] (any rank >= 2): per-channel normalisation over the batch and
+ * spatial elements, scaled by weight[c] and shifted by bias[c] (either may be null).
+ * Training: normalises with the batch mean and biased variance and, when running tensors are
+ * given, updates them IN PLACE on the GPU: running = (1-momentum)*running + momentum*batch, using
+ * the unbiased batch variance for runningVar. Eval: normalises with runningMean/runningVar.
+ * Backward for x, weight and bias in both modes (eval: a per-channel scale). */
+export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, opts: BatchNormOptions): Tensor {
+  const op = "batch_norm";
+  const eps = opts.eps ?? 1e-5;
+  const momentum = opts.momentum ?? 0.1;
+  const rm = opts.runningMean ?? null;
+  const rv = opts.runningVar ?? null;
+  expectFloat(op, "x", x);
+  if (x.rank < 2) throw new PulmoError(`${op}: 'x' must have rank >= 2 (N, C, ...), got ${shapeStr(x.shape)}`);
+  const [n, c] = [x.shape[0]!, x.shape[1]!];
+  const s = numel(x.shape.slice(2));
+  checkAffine(op, x, weight, bias, [c]);
+  checkEps(op, eps);
+  if (typeof opts.training !== "boolean") throw new PulmoError(`${op}: option 'training' must be true or false`);
+  if (!(momentum >= 0 && momentum <= 1)) throw new PulmoError(`${op}: momentum must be in [0, 1], got ${momentum}`);
+  if (!rm !== !rv) throw new PulmoError(`${op}: pass both runningMean and runningVar, or neither`);
+  for (const [name, t] of [["runningMean", rm], ["runningVar", rv]] as const) {
+    if (!t) continue;
+    expectFloat(op, name, t);
+    expectShape(op, name, t, [c]);
+  }
+  expectSameDevice(op, x, rm, rv);
+  if (rm && rv && rm.buffer === rv.buffer && rm.byteOffset === rv.byteOffset)
+    throw new PulmoError(`${op}: runningMean and runningVar must be different tensors`);
+  checkNonEmpty(op, x);
+  const L: Layout = { groups: c, count: n * s, gstride: s, seglen: s, segstride: c * s, sdiv: s, smod: c, adiv: s, amod: c };
+
+  if (opts.training) {
+    if (n * s < 2)
+      throw new PulmoError(`${op}: expected more than 1 value per channel when training, got 'x' ${shapeStr(x.shape)}`);
+    const stats = groupStats(op, x, L);
+    if (rm && rv)
+      x.device.dispatch({
+        kernel: "norm/running",
+        bindings: { mean: stats.mean, var_: stats.var_, running_mean: rm, running_var: rv },
+        uniforms: { c, momentum, unbias: (n * s) / (n * s - 1) },
+        workgroups: groups1d(c),
+        label: label(`${op} running stats`, x, rm, rv),
+      });
+    return batchStatsNorm(op, x, weight, bias, eps, L, stats, { rowWeight: false, channelSums: (sums) => sums });
+  }
+
+  if (!rm || !rv) throw new PulmoError(`${op}: eval mode (training: false) needs runningMean and runningVar`);
+  const fwd: ApplyArgs = { op, x, mean: rm, var_: rv, weight, L, eps };
+  const y = applyForward(fwd, bias);
+  if (!needsGrad(x, weight, bias)) return y;
+  const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);
+  // Copies: the running tensors may be updated in place before this backward runs.
+  const mean = copyOf(rm);
+  const var_ = copyOf(rv);
+  const save = weight ? [x, mean, var_, weight] : [x, mean, var_];
+  record(op, y, [x, weight, bias], save, (dy, [xs, ms, vs, ws]) => {
+    const a: ApplyArgs = { op, x: xs!, mean: ms!, var_: vs!, weight: ws ?? null, L, eps };
+    const dx = needX ? applyBackward(a, dy, null, 2) : null;
+    let [dw, db]: (Tensor | null)[] = [null, null];
+    if (needW || needB) {
+      const sums = gradSums(a, dy, L, null);
+      [dw, db] = affineGrads(sums, c, needW, needB);
+      sums.dispose();
+    }
+    return [dx, dw, db];
+  });
+  mean.dispose();
+  var_.dispose();
+  return y;
+}
+
+export interface LayerNormOptions extends NormOptions {
+  /** trailing dims normalised together (default: the last dimension); weight and bias have this shape */
+  normalizedShape?: readonly number[];
+}
+
+/** F.layer_norm over the trailing `normalizedShape` dims (default the last dim): each row is
+ * normalised with its own mean and biased variance, then y = xhat * weight + bias elementwise
+ * (weight, bias of shape normalizedShape; either may be null). Backward for x, weight and bias. */
+export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, opts: LayerNormOptions = {}): Tensor {
+  const op = "layer_norm";
+  const eps = opts.eps ?? 1e-5;
+  expectFloat(op, "x", x);
+  if (x.rank < 1) throw new PulmoError(`${op}: 'x' must have rank >= 1, got ${shapeStr(x.shape)}`);
+  const ns = opts.normalizedShape ?? [x.shape.at(-1)!];
+  const tail = x.shape.slice(x.rank - ns.length);
+  if (ns.length < 1 || ns.length > x.rank || tail.some((d, i) => d !== ns[i]))
+    throw new PulmoError(`${op}: normalizedShape ${shapeStr(ns)} must match the trailing dims of 'x' ${shapeStr(x.shape)}`);
+  checkAffine(op, x, weight, bias, ns);
+  checkEps(op, eps);
+  checkNonEmpty(op, x);
+  const d = numel(ns);
+  const m = x.size / d;
+  const L: Layout = { groups: m, count: d, gstride: d, seglen: d, segstride: 0, sdiv: d, smod: m, adiv: 1, amod: d };
+  return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
+    rowWeight: true,
+    // feature k's weight/bias gradient sums column k over the m rows
+    columns: { groups: d, count: m, gstride: 1, seglen: 1, segstride: d },
+  });
+}

@@ -1,2 +1,39 @@
-// Owned by the softmax family; see docs/ops/.
-export {};
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
+import { record } from "../tape.ts";
+import { expectFloat, groups1d, label } from "../launch.ts";
+
+// softmax over any axis: kernels/softmax/softmax.wgsl views x as [outer, r, inner] (r = the
+// softmax axis), so no permute is needed.
+
+/** Rows longer than this get a workgroup each (tree reductions), shorter ones a thread each. */
+const THREAD_ROW_MAX = 64;
+
+function launch(entry: "main" | "backward", x: Tensor, dy: Tensor | null, outer: number, r: number, inner: number): Tensor {
+  const out = Tensor.empty(x.device, x.shape);
+  const rows = outer * inner;
+  const wide = r > THREAD_ROW_MAX;
+  x.device.dispatch({
+    kernel: "softmax/softmax",
+    entry: wide ? `${entry}_wg` : entry,
+    bindings: { x, dy: dy ?? x, y: out },
+    uniforms: { outer, r, inner },
+    workgroups: out.size === 0 ? 0 : wide ? rows : groups1d(rows),
+    label: label(entry === "main" ? "softmax" : "softmax_backward", x),
+  });
+  return out;
+}
+
+/** torch.softmax(x, dim): exp(x - max) / sum(exp(x - max)) along `dim` (negative counts from the
+ * end). Backward: dx = y * (dy - sum(dy * y)) along `dim`, from the saved output. */
+export function softmax(x: Tensor, dim: number): Tensor {
+  expectFloat("softmax", "x", x);
+  if (x.rank === 0) throw new PulmoError(`softmax: 'x' must have rank >= 1, got ${shapeStr(x.shape)}`);
+  if (!Number.isInteger(dim) || dim < -x.rank || dim >= x.rank)
+    throw new PulmoError(`softmax: dim ${dim} is out of range for 'x' of shape ${shapeStr(x.shape)}`);
+  const a = dim < 0 ? dim + x.rank : dim;
+  const outer = numel(x.shape.slice(0, a));
+  const r = x.shape[a]!;
+  const inner = numel(x.shape.slice(a + 1));
+  const y = launch("main", x, null, outer, r, inner);
+  return record("softmax", y, [x], [y], (dy, [ys]) => [launch("backward", ys!, dy, outer, r, inner)]);
+}
