@@ -94,7 +94,7 @@ function applyForward(a: ApplyArgs, bias: Tensor | null): Tensor {
   x.device.dispatch({
     kernel: "norm/apply",
     constants: { HAS_W: a.weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
-    bindings: { x, mean: a.mean, var_: a.var_, weight: a.weight ?? x, bias: bias ?? x, dy: x, sums: x, out: y },
+    bindings: { x, mean: a.mean, var_: a.var_, weight: a.weight ?? x, bias: bias ?? x, out: y },
     uniforms: { n: x.size, groups: L.groups, sdiv: L.sdiv, smod: L.smod, adiv: L.adiv, amod: L.amod, eps: a.eps, inv_count: 0 },
     workgroups: groups1d(x.size),
     label: label(a.op, x, a.weight, bias),
