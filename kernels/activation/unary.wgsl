@@ -2,7 +2,7 @@
 // OP codes (keep in step with UNARY in src/graph/ops/activation.ts):
 //   0 relu, 1 leaky_relu(alpha), 2 gelu (exact erf), 3 sigmoid, 4 hard_sigmoid (Keras 2:
 //   clip(0.2x + 0.5, 0, 1)), 5 tanh, 6 exp, 7 log, 8 neg, 9 abs, 10 sqrt, 11 square.
-// Bindings: 0 uniforms, 1 x, 2 dy (backward only; bound to x in forward), 3 y (forward: f(x), backward: dx).
+// Bindings: 0 uniforms, 1 x, 2 dy (backward only), 3 y (forward: f(x), backward: dx).
 override OP: u32 = 0u;
 struct Params { n: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -10,30 +10,7 @@ struct Params { n: u32, alpha: f32 }
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-// erf to ~1.2e-7 relative (Numerical Recipes erfc Chebyshev fit); WGSL has no erf builtin.
-fn erf_(v: f32) -> f32 {
-  let z = abs(v);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-    t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, v >= 0.0);
-}
-
-fn sigmoid_(v: f32) -> f32 {
-  // Split by sign so exp never overflows.
-  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
-  let e = exp(v);
-  return e / (1.0 + e);
-}
-
-fn tanh_(v: f32) -> f32 {
-  // 1 - 2/(exp(2v)+1) is exact enough and saturates cleanly; the builtin is NaN past ~±44 on some drivers.
-  let a = min(abs(v), 20.0);
-  let e = exp(2.0 * a);
-  let t = 1.0 - 2.0 / (e + 1.0);
-  return select(-t, t, v >= 0.0);
-}
+// #include "common/activations"
 
 fn forward(v: f32) -> f32 {
   switch OP {

@@ -13,6 +13,8 @@ struct Params { n: u32, count: f32, smoothing: f32, alpha: f32, gamma: f32 }
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dp: array<f32>;
 
+// #include "common/activations"
+
 const EPS: f32 = 1e-12;
 
 fn clog(v: f32) -> f32 { return max(log(v), -100.0); }
@@ -20,13 +22,6 @@ fn clog(v: f32) -> f32 { return max(log(v), -100.0); }
 fn pow0(b: f32, e: f32) -> f32 {
   if (b <= 0.0) { return select(0.0, 1.0, e == 0.0); }
   return pow(b, e);
-}
-
-fn sigmoid_(v: f32) -> f32 {
-  // Split by sign so exp never overflows.
-  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
-  let e = exp(v);
-  return e / (1.0 + e);
 }
 
 fn pos_weight(sum: f32) -> f32 {

@@ -21,20 +21,7 @@ struct Params { n: u32, chw: u32 }
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dc_prev: array<f32>;
 
-fn sigmoid_(v: f32) -> f32 {
-  // Split by sign so exp never overflows.
-  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
-  let e = exp(v);
-  return e / (1.0 + e);
-}
-
-fn tanh_(v: f32) -> f32 {
-  // Via exp, clamped: the builtin is NaN past ~±44 on some drivers.
-  let a = min(abs(v), 20.0);
-  let e = exp(2.0 * a);
-  let t = 1.0 - 2.0 / (e + 1.0);
-  return select(-t, t, v >= 0.0);
-}
+// #include "common/activations"
 
 fn act(v: f32) -> f32 {
   if (ACT == 1u) { return clamp(0.2 * v + 0.5, 0.0, 1.0); }

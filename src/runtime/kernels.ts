@@ -58,6 +58,18 @@ function fieldOf(member: any): UniformField {
   throw new PulmoError(`uniform member ${member.name}: unsupported type ${t.name}`);
 }
 
+const INCLUDE = /^\/\/\s*#include\s+"([^"]+)"\s*$/gm;
+
+/** Splices `// #include "common/x"` lines (kernel names, no .wgsl) with those files, once each:
+ * WGSL has no imports, and helpers such as a stable sigmoid should exist in one place. */
+function withIncludes(name: string, code: string, seen = new Set<string>([name])): string {
+  return code.replace(INCLUDE, (_line, inc: string) => {
+    if (seen.has(inc)) return `// (${inc} already included)`;
+    seen.add(inc);
+    return withIncludes(inc, loader!(inc), seen);
+  });
+}
+
 const cache = new Map<string, KernelInfo>();
 
 /** Loads and reflects a kernel once: its bind-group layout comes from the WGSL itself. */
@@ -65,7 +77,7 @@ export function kernelInfo(name: string): KernelInfo {
   const hit = cache.get(name);
   if (hit) return hit;
   if (!loader) throw new PulmoError("no kernel source loader registered (import pulmo's node or browser entry)");
-  const code = loader(name);
+  const code = withIncludes(name, loader(name));
   const reflect = new WgslReflect(code);
   const bindings: BindingInfo[] = [];
   for (const group of reflect.getBindGroups())

@@ -20,33 +20,38 @@ const UNARY = {
 } as const;
 export type UnaryOp = keyof typeof UNARY;
 
-/** Largest chunk (elements) per dispatch when a tensor exceeds one storage binding; a multiple
- * of 64 so every chunk's byte offset stays 256-aligned. */
+/** Elements per dispatch: a tensor over one storage binding is processed in chunks, each a
+ * multiple of 64 elements so every chunk's byte offset stays 256-aligned. */
 function chunkElements(t: Tensor): number {
   return Math.floor(t.device.limits.maxBindingBytes / 4 / 64) * 64;
 }
 
+/** Runs `fn` on matching chunks of the given tensors (the tensors themselves when one chunk does). */
+export function forEachChunk(tensors: Tensor[], fn: (chunks: Tensor[], n: number) => void): void {
+  const size = tensors[0]!.size;
+  const step = chunkElements(tensors[0]!);
+  if (size <= step) return fn(tensors, size);
+  for (let start = 0; start < size; start += step) {
+    const n = Math.min(step, size - start);
+    const chunks = tensors.map((t) => t.chunk(start, [n]));
+    fn(chunks, n);
+    for (const c of chunks) c.dispose();
+  }
+}
+
 function launchUnary(op: UnaryOp, entry: "main" | "backward", x: Tensor, dy: Tensor | null, alpha: number): Tensor {
   const out = Tensor.empty(x.device, x.shape);
-  const step = chunkElements(x);
-  for (let start = 0; start < x.size || start === 0; start += step) {
-    const n = Math.min(step, x.size - start);
-    const whole = n === x.size;
-    const xs = whole ? x : x.chunk(start, [n]);
-    const ds = dy ? (whole ? dy : dy.chunk(start, [n])) : xs;
-    const ys = whole ? out : out.chunk(start, [n]);
+  forEachChunk(dy ? [x, out, dy] : [x, out], ([xs, ys, ds], n) =>
     x.device.dispatch({
       kernel: "activation/unary",
       entry,
       constants: { OP: UNARY[op] },
-      bindings: { x: xs, dy: ds, y: ys },
+      bindings: ds ? { x: xs!, dy: ds, y: ys! } : { x: xs!, y: ys! },
       uniforms: { n, alpha },
       workgroups: groups1d(n),
       label: label(entry === "main" ? op : `${op}_backward`, x),
-    });
-    if (!whole) [xs, ds, ys].forEach((t) => t !== x && t !== dy && t !== out && t.dispose());
-    if (n <= 0) break;
-  }
+    }),
+  );
   return out;
 }
 
