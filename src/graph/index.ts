@@ -6,3 +6,4 @@ export { SGD, Adam, AdamW, type Optimizer, type SgdOptions, type AdamOptions } f
 export { Module, type HostArray, type LoadReport } from "./module.ts";
 export { ConstantLR, StepLR, PolyLR, ReduceLROnPlateau, type Schedule } from "./schedule.ts";
 export { checkpointBytes, loadCheckpoint, type CheckpointParts } from "./checkpoint.ts";
+export * as nn from "./nn.ts";

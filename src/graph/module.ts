@@ -72,6 +72,8 @@ export class Module {
    * error listing them all. Non-strict: mis-shaped is still an error; missing and unexpected keys
    * are reported and ignored. */
   loadStateDict(source: Map<string, HostArray>, { strict = true }: { strict?: boolean } = {}): LoadReport {
+    // PyTorch's BN step counter is only used when momentum is None; nothing here reads it.
+    source = new Map([...source].filter(([k]) => !k.endsWith(".num_batches_tracked")));
     const mine = this.stateDict();
     const missing = [...mine.keys()].filter((k) => !source.has(k));
     const unexpected = [...source.keys()].filter((k) => !mine.has(k));
