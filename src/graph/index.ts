@@ -7,3 +7,4 @@ export { Module, type HostArray, type LoadReport } from "./module.ts";
 export { ConstantLR, StepLR, PolyLR, ReduceLROnPlateau, type Schedule } from "./schedule.ts";
 export { checkpointBytes, loadCheckpoint, type CheckpointParts } from "./checkpoint.ts";
 export * as nn from "./nn.ts";
+export { train, evaluate, type TrainOptions, type Sample, type StepInfo, type EpochInfo } from "./train.ts";
