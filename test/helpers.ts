@@ -37,3 +37,17 @@ export function goldenSuite(ops: string[]): void {
       expect(r.pass).toBe(true);
     });
 }
+
+export const GOLDEN_MODELS_DIR = join(import.meta.dirname, "golden", "models");
+
+/** The whole-model golden case of one network (eval, loss, gradients, BN stats, Adam), through
+ * the same runner as `pulmo check-golden`. */
+export function modelGoldenTest(name: string): void {
+  const dev = useDevice();
+  it(`${name} whole-model golden case`, async () => {
+    const { runGoldenFile } = await import("../src/golden/run_file.ts");
+    const r = await runGoldenFile(dev(), name, readFileSync(join(GOLDEN_MODELS_DIR, `${name}.safetensors`)));
+    expect(r.detail).toBe("");
+    expect(r.pass).toBe(true);
+  });
+}

@@ -55,6 +55,21 @@ fn grad(p: f32, g: f32) -> f32 {
       let den = s.y + s.z - s.x + sm;
       return -(g * den - (s.x + sm) * (1.0 - g)) / (den * den);
     }
+    case 8u: { // Dice on s = sigmoid(x): dL/ds * s(1-s)
+      let sg = sigmoid_(p);
+      let den = s.y + s.z + sm;
+      return -(2.0 * g * den - (2.0 * s.x + sm)) / (den * den) * sg * (1.0 - sg);
+    }
+    case 9u: { // V-Net Dice: the denominator is sum p^2 + sum g^2
+      let den = s.y + s.z + sm;
+      return -(2.0 * g * den - (2.0 * s.x + sm) * 2.0 * p) / (den * den);
+    }
+    case 10u: { // gamma * BCE-with-logits + alpha * sigmoid Dice
+      let sg = sigmoid_(p);
+      let den = s.z + s.w + sm;
+      let dd = -(2.0 * g * den - (2.0 * s.y + sm)) / (den * den) * sg * (1.0 - sg);
+      return u.gamma * (sg - g) / u.count + u.alpha * dd;
+    }
     default: { // 7 focal: a_t * (1-p_t)^gamma * ce, p_t = p*g + (1-p)*(1-g)
       let pt = p * g + (1.0 - p) * (1.0 - g);
       let at = u.alpha * g + (1.0 - u.alpha) * (1.0 - g);

@@ -5,7 +5,7 @@
 // Trick: thread t sums slots t, t+128, ... then a shared-memory tree: a fixed order, so the
 // result is deterministic for a given shape.
 override LOSS: u32 = 0u;
-struct Params { slots: u32, count: f32, smoothing: f32, alpha: f32 }
+struct Params { slots: u32, count: f32, smoothing: f32, alpha: f32, gamma: f32 }
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -28,6 +28,10 @@ fn loss(s: vec4<f32>) -> f32 {
     case 4u: { return 1.0 - (2.0 * s.x + sm) / (s.y + s.z + sm); }
     case 5u: { return 1.0 - (s.x + sm) / (s.x + u.alpha * s.y + (1.0 - u.alpha) * s.z + sm); }
     case 6u: { return 1.0 - (s.x + sm) / (s.y + s.z - s.x + sm); }
+    case 8u, 9u: { return 1.0 - (2.0 * s.x + sm) / (s.y + s.z + sm); } // sigmoid Dice, V-Net Dice
+    case 10u: { // gamma * BCE-with-logits mean + alpha * sigmoid Dice
+      return u.gamma * s.x / u.count + u.alpha * (1.0 - (2.0 * s.y + sm) / (s.z + s.w + sm));
+    }
     default: { return s.x / u.count; } // 0 bce, 1 bce_logits, 7 focal: means
   }
 }

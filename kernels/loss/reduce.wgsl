@@ -8,6 +8,9 @@
 //   4 dice, 6 iou    (sum p*g, sum p, sum g, 0)
 //   5 tversky        (TP = sum p*g, FP = sum p*(1-g), FN = sum (1-p)*g, 0)
 //   7 focal          (sum a_t*(1-p_t)^gamma*bce, 0, 0, 0)
+//   8 dice_sigmoid   (sum s*g, sum s, sum g, 0) with s = sigmoid(pred): pred holds logits
+//   9 vnet_dice      (sum p*g, sum p*p, sum g*g, 0)
+//   10 dice_bce      (sum max(x,0) - x*g + log1p(exp(-|x|)), sum s*g, sum s, sum g), s = sigmoid(x)
 // clog(v) = max(log v, -100) as PyTorch's binary_cross_entropy clamps it.
 // Bindings: 0 uniforms, 1 pred, 2 gt (target), 3 partials (vec4 per workgroup).
 // Trick: the number of workgroups is capped (grid-stride loop), so pass 2 reads a bounded
@@ -20,6 +23,8 @@ struct Params { n: u32, groups: u32, offset: u32, alpha: f32, gamma: f32 }
 @group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
 
 var<workgroup> acc: array<vec4<f32>, 128>;
+
+// #include "common/activations"
 
 fn clog(v: f32) -> f32 { return max(log(v), -100.0); }
 
@@ -40,6 +45,12 @@ fn term(p: f32, g: f32) -> vec4<f32> {
   switch LOSS {
     case 0u: { return vec4<f32>(-(g * clog(p) + (1.0 - g) * clog(1.0 - p)), 0.0, 0.0, 0.0); }
     case 1u: { return vec4<f32>(max(p, 0.0) - p * g + log1p_(exp(-abs(p))), 0.0, 0.0, 0.0); }
+    case 8u: { let s = sigmoid_(p); return vec4<f32>(s * g, s, g, 0.0); }
+    case 9u: { return vec4<f32>(p * g, p * p, g * g, 0.0); }
+    case 10u: {
+      let s = sigmoid_(p);
+      return vec4<f32>(max(p, 0.0) - p * g + log1p_(exp(-abs(p))), s * g, s, g);
+    }
     case 2u, 3u: { return vec4<f32>(g * clog(p), (1.0 - g) * clog(1.0 - p), g, p); }
     case 5u: { return vec4<f32>(p * g, p * (1.0 - g), (1.0 - p) * g, 0.0); }
     case 7u: {

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { createDevice } from "../node.ts";
-import { parseCase, runCase } from "../golden/runner.ts";
+import { runGoldenFile } from "../golden/run_file.ts";
 
 /** `pulmo check-golden DIR`: one line per case, then `N passed, M failed`; exit 1 on any failure. */
 export async function checkGolden(args: string[]): Promise<number> {
@@ -26,8 +26,7 @@ export async function checkGolden(args: string[]): Promise<number> {
     const name = basename(f, ".safetensors");
     let line: string;
     try {
-      const c = parseCase(name, readFileSync(f));
-      const r = await runCase(device, c);
+      const r = await runGoldenFile(device, name, readFileSync(f));
       line = `${r.pass ? "PASS" : "FAIL"} ${name.padEnd(32)} ${r.op.padEnd(20)} worst rel_l2 ${Number.isFinite(r.worst) ? r.worst.toExponential(2) : "-"}${r.detail ? `  ${r.detail}` : ""}`;
       r.pass ? passed++ : failed++;
     } catch (e) {
