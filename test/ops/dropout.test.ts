@@ -36,6 +36,16 @@ describe("dropout", () => {
     expect([...g]).toEqual([...out]);
   });
 
+  it("passes the gradient through when inactive (eval mode or p = 0)", async () => {
+    for (const [p, training] of [[0.3, false], [0, true]] as const) {
+      const x = ones();
+      x.requiresGrad = true;
+      backward(dropout(x, p, training, new Generator(1)), [ones()]);
+      expect(x.grad).not.toBeNull();
+      expect([...(await x.grad!.read())].every((v) => v === 1)).toBe(true);
+    }
+  });
+
   it("rejects p outside [0, 1)", () => {
     expect(() => dropout(ones(), 1, true, new Generator(0))).toThrow(/p must be in \[0, 1\)/);
   });

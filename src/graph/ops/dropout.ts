@@ -1,6 +1,7 @@
-import { PulmoError, Tensor } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, groups1d, label } from "../launch.ts";
+import { reshape } from "./layout.ts";
 
 /** A seeded source of dropout seeds: the same seed gives the same sequence of masks. */
 export class Generator {
@@ -34,7 +35,8 @@ function applyMask(x: Tensor, p: number, inner: number, seed: [number, number], 
 function dropoutWith(name: string, x: Tensor, p: number, inner: number, training: boolean, gen: Generator): Tensor {
   expectFloat(name, "x", x);
   if (!(p >= 0 && p < 1)) throw new PulmoError(`${name}: p must be in [0, 1), got ${p}`);
-  if (!training || p === 0) return x.reshape(x.shape);
+  // Identity, but through the tape: a plain view would cut the gradient.
+  if (!training || p === 0) return reshape(x, x.shape);
   const seed = gen.next();
   const y = applyMask(x, p, inner, seed, name);
   return record(name, y, [x], [], (dy) => [applyMask(dy, p, inner, seed, `${name}_backward`)]);
@@ -49,5 +51,5 @@ export function dropout(x: Tensor, p: number, training: boolean, gen: Generator)
  * Keras' SpatialDropout. */
 export function spatialDropout(x: Tensor, p: number, training: boolean, gen: Generator): Tensor {
   if (x.rank < 3) throw new PulmoError(`spatial_dropout: 'x' must be N,C,spatial..., got [${x.shape}]`);
-  return dropoutWith("spatial_dropout", x, p, x.shape.slice(2).reduce((a, b) => a * b, 1), training, gen);
+  return dropoutWith("spatial_dropout", x, p, numel(x.shape.slice(2)), training, gen);
 }
