@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createDevice, type Device, type DeviceOptions } from "../src/node.ts";
+import { createDevice, tidy, type Device, type DeviceOptions, type Tensor } from "../src/node.ts";
 import { parseCase, runCase } from "../src/golden/runner.ts";
 import type { GoldenCase } from "../src/golden/case.ts";
 
@@ -22,6 +22,30 @@ export function useDevice(options?: DeviceOptions): () => Device {
   });
   afterAll(() => device?.destroy());
   return () => device!;
+}
+
+/** Runs `step` inside `tidy` `steps` times, clearing the gradients of `params` after each, and
+ * returns the pool's bytes in use and allocated after each step (flushed), for tests that the
+ * pool stays flat over repeated forward + backward steps. */
+export async function poolAfterSteps(
+  d: Device,
+  params: readonly Tensor[],
+  step: () => void,
+  steps = 4,
+): Promise<{ inUse: number[]; allocated: number[] }> {
+  const inUse: number[] = [];
+  const allocated: number[] = [];
+  for (let k = 0; k < steps; k++) {
+    tidy(d, step);
+    for (const p of params) {
+      p.grad!.dispose();
+      p.grad = null;
+    }
+    await d.flush();
+    inUse.push(d.pool.inUseBytes);
+    allocated.push(d.pool.allocatedBytes);
+  }
+  return { inUse, allocated };
 }
 
 /** A test per golden case of the given ops, forward and backward, through the same runner as

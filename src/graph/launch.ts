@@ -5,6 +5,45 @@ export function groups1d(n: number, workgroupSize = 64): number {
   return Math.ceil(n / workgroupSize);
 }
 
+/** Row-major strides (in elements) of a contiguous tensor of the given shape. */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** `axis` in [-rank, rank) as an index in [0, rank) (negative counts from the end); anything else
+ * throws "`op`: `name` `axis` is out of range for `of`", e.g. `normAxis("softmax", "dim", 2, 2,
+ * "'x' of shape [2, 3]")`. */
+export function normAxis(op: string, name: string, axis: number, rank: number, of: string): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) throw new PulmoError(`${op}: ${name} ${axis} is out of range for ${of}`);
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** One dim of a strided loop: its extent and each operand's element stride along it. */
+export interface StridedDim {
+  extent: number;
+  strides: number[];
+}
+
+/** Drops extent-1 dims and merges neighbours whose every stride is contiguous across them (and
+ * that `mergeable` accepts), so kernels loop over as few dims as possible. */
+export function coalesceDims<D extends StridedDim>(dims: readonly D[], mergeable: (prev: D, d: D) => boolean = () => true): D[] {
+  const out: D[] = [];
+  for (const d of dims) {
+    if (d.extent === 1) continue;
+    const prev = out.at(-1);
+    if (prev && mergeable(prev, d) && prev.strides.every((s, k) => s === d.strides[k]! * d.extent))
+      out[out.length - 1] = { ...d, extent: prev.extent * d.extent };
+    else out.push({ ...d, strides: [...d.strides] });
+  }
+  return out;
+}
+
 export function label(op: string, ...tensors: (Tensor | null | undefined)[]): string {
   return `${op}(${tensors.filter(Boolean).map((t) => shapeStr(t!.shape)).join(", ")})`;
 }

@@ -1,4 +1,4 @@
-import { keep, PulmoError, Tensor, shapeStr, type Device } from "../runtime/index.ts";
+import { keep, numel, PulmoError, Tensor, shapeStr, type Device } from "../runtime/index.ts";
 
 /** Host data for loading a state dict (from safetensors or a converter). */
 export interface HostArray {
@@ -32,7 +32,7 @@ export class Module {
   }
 
   protected buffer(name: string, shape: readonly number[], fill = 0): Tensor {
-    const t = fill === 0 ? Tensor.zeros(this.device, shape) : Tensor.from(this.device, new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(fill), shape);
+    const t = fill === 0 ? Tensor.zeros(this.device, shape) : Tensor.from(this.device, new Float32Array(numel(shape)).fill(fill), shape);
     keep(t);
     this.buffers.set(name, t);
     return t;

@@ -1,4 +1,4 @@
-import { PulmoError, Tensor, type Device } from "../runtime/index.ts";
+import { PulmoError, Tensor, numel, type Device } from "../runtime/index.ts";
 import { Module } from "./module.ts";
 import { conv2d, conv3d, convTranspose2d, convTranspose3d, type ConvOptions, type ConvTransposeOptions } from "./ops/conv.ts";
 import { batchNorm, instanceNorm, layerNorm } from "./ops/norm.ts";
@@ -22,7 +22,7 @@ function nextUniform(): number {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 function uniformInit(shape: readonly number[], bound: number): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
+  const n = numel(shape);
   return Float32Array.from({ length: n }, () => (nextUniform() * 2 - 1) * bound);
 }
 
@@ -45,7 +45,7 @@ abstract class ConvNd extends Module {
     const groups = opts.groups ?? 1;
     const shape = transposed ? [cin, cout / groups, ...k] : [cout, cin / groups, ...k];
     // PyTorch computes fan_in from weight.size(1) * receptive field for both conv and conv-transpose.
-    const fanIn = shape[1]! * k.reduce((a, b) => a * b, 1);
+    const fanIn = shape[1]! * numel(k);
     const bound = 1 / Math.sqrt(fanIn);
     this.weight = this.param("weight", shape, uniformInit(shape, bound));
     this.bias = opts.bias === false ? null : this.param("bias", [cout], uniformInit([cout], bound));

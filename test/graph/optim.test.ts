@@ -1,14 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { useDevice } from "../helpers.ts";
+import { uniform } from "../random.ts";
 import { Tensor, SGD, Adam, AdamW } from "../../src/node.ts";
-
-function random(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
-}
 
 /** Relative error against a float64 reference, as the issue asks (1e-6). */
 function expectClose(actual: ArrayLike<number>, ref: number[], rel = 1e-6) {
@@ -21,8 +14,8 @@ describe("optimizers match PyTorch's update formulas", () => {
   const dev = useDevice();
   const n = 37;
   const steps = 3;
-  const p0 = f32(random(n, 1));
-  const grads = [2, 3, 4].map((s) => f32(random(n, s)));
+  const p0 = f32(uniform(n, 1));
+  const grads = [2, 3, 4].map((s) => f32(uniform(n, s)));
 
   async function run(make: (p: Tensor) => { step(): void }) {
     const p = Tensor.from(dev(), p0, [n]);

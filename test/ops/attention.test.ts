@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
+import { rng, uniform } from "../random.ts";
 import {
   Tensor,
   backward,
@@ -16,18 +17,6 @@ describe("attention golden cases", () => goldenSuite(["grid_sample3d", "ms_defor
 
 // ---------------------------------------------------------------------------------------------
 // float64 references (written independently of the kernels: plain loops over samples)
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const uniform = (r: () => number, n: number, lo: number, hi: number) => Array.from({ length: n }, () => lo + (hi - lo) * r());
 
 /** trilinear sample at voxel coordinate (px, py, pz) with zeros outside */
 function trilinear(get: (z: number, y: number, x: number) => number, D: number, H: number, W: number, px: number, py: number, pz: number): number {
@@ -112,11 +101,11 @@ function expectClose(actual: ArrayLike<number>, ref: number[], rel = 1e-5, what 
 
 async function checkGridSample(d: Device, xs: number[], gs: number[], align: boolean, seed: number) {
   const r = rng(seed);
-  const x = uniform(r, xs.reduce((a, b) => a * b), -1, 1);
+  const x = uniform(xs.reduce((a, b) => a * b), r);
   // a little past [-1, 1] so zeros padding and partly-outside samples are exercised
-  const grid = uniform(r, gs.reduce((a, b) => a * b), -1.2, 1.2);
+  const grid = uniform(gs.reduce((a, b) => a * b), r, -1.2, 1.2);
   const ys = [xs[0]!, xs[1]!, gs[1]!, gs[2]!, gs[3]!];
-  const dy = uniform(r, ys.reduce((a, b) => a * b), -1, 1);
+  const dy = uniform(ys.reduce((a, b) => a * b), r);
   const tx = Tensor.from(d, x, xs);
   const tg = Tensor.from(d, grid, gs);
   tx.requiresGrad = tg.requiresGrad = true;
@@ -137,10 +126,10 @@ function deformInputs(seed: number, N: number, shapes: SpatialShape3d[], nH: num
     vs: [N, S, nH, Dh],
     ls: [N, Lq, nH, nL, nP, 3],
     as: [N, Lq, nH, nL, nP],
-    value: uniform(r, N * S * nH * Dh, -1, 1),
-    loc: uniform(r, N * Lq * nH * nL * nP * 3, ...locRange),
-    attn: uniform(r, N * Lq * nH * nL * nP, 0, 1),
-    dy: uniform(r, N * Lq * nH * Dh, -1, 1),
+    value: uniform(N * S * nH * Dh, r),
+    loc: uniform(N * Lq * nH * nL * nP * 3, r, ...locRange),
+    attn: uniform(N * Lq * nH * nL * nP, r, 0, 1),
+    dy: uniform(N * Lq * nH * Dh, r),
   };
 }
 
@@ -152,7 +141,7 @@ describe("grid_sample3d against a float64 reference (shapes not in the golden se
     const d = dev();
     const r = rng(3);
     const xs = [1, 2, 3, 3, 3], gs = [1, 2, 2, 2, 3];
-    const x = uniform(r, 54, -1, 1), grid = uniform(r, 24, -1, 1), dy = uniform(r, 16, -1, 1);
+    const x = uniform(54, r), grid = uniform(24, r), dy = uniform(16, r);
     const tx = Tensor.from(d, x, xs), tg = Tensor.from(d, grid, gs);
     tg.requiresGrad = true;
     const y = gridSample3d(tx, tg);

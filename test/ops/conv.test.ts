@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
+import { uniform } from "../random.ts";
 import {
   Tensor,
   backward,
@@ -14,15 +15,6 @@ import {
 } from "../../src/node.ts";
 
 describe("conv golden cases", () => goldenSuite(["conv3d", "conv2d", "conv_transpose3d", "conv_transpose2d"]));
-
-/** Deterministic pseudo-random values in [-1, 1). */
-function rand(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return -1 + (2 * s) / 2 ** 32;
-  });
-}
 
 const prod = (v: number[]) => v.reduce((a, b) => a * b, 1);
 const to3 = (v: number[], fill: number) => (v.length === 2 ? [fill, ...v] : v);
@@ -64,7 +56,7 @@ function reference(
   const yShape = [N, Cout, ...(nd === 2 ? outs.slice(1) : outs)];
   const ysz = prod(yShape);
   const y = new Array<number>(ysz).fill(0);
-  const dy = rand(ysz, dySeed);
+  const dy = uniform(ysz, dySeed);
   const gx = new Array<number>(x.length).fill(0), gw = new Array<number>(w.length).fill(0), gb = new Array<number>(Cout).fill(0);
   const [ID, IH, IW] = ins as [number, number, number];
   const [OD, OH, OW] = outs as [number, number, number];
@@ -133,9 +125,9 @@ interface Spec {
 }
 
 async function checkAgainstReference(dev: Device, c: Spec, seed: number): Promise<void> {
-  const xh = rand(prod(c.x), seed), wh = rand(prod(c.w), seed + 1);
+  const xh = uniform(prod(c.x), seed), wh = uniform(prod(c.w), seed + 1);
   const cout = c.transposed ? c.w[1]! * (c.opts.groups ?? 1) : c.w[0]!;
-  const bh = c.bias ? rand(cout, seed + 2) : null;
+  const bh = c.bias ? uniform(cout, seed + 2) : null;
   const ref = reference(c.transposed, xh, c.x, wh, c.w, bh, c.opts, seed + 3);
   const x = Tensor.from(dev, xh, c.x), w = Tensor.from(dev, wh, c.w);
   const b = bh ? Tensor.from(dev, bh, [cout]) : null;
@@ -214,7 +206,7 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
 
   it("a 2D conv equals the 3D conv with D = 1", async () => {
     const d = dev();
-    const xh = rand(2 * 3 * 6 * 5, 7), wh = rand(4 * 3 * 3 * 2, 8);
+    const xh = uniform(2 * 3 * 6 * 5, 7), wh = uniform(4 * 3 * 3 * 2, 8);
     const y2 = conv2d(Tensor.from(d, xh, [2, 3, 6, 5]), Tensor.from(d, wh, [4, 3, 3, 2]), null, { stride: 2, padding: 1 });
     const y3 = conv3d(Tensor.from(d, xh, [2, 3, 1, 6, 5]), Tensor.from(d, wh, [4, 3, 1, 3, 2]), null, { stride: [1, 2, 2], padding: [0, 1, 1] });
     expect(y3.shape).toEqual([2, 4, 1, 3, 3]);
@@ -224,7 +216,7 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
   it("gives the input gradient alone when weight and bias are frozen", async () => {
     const d = dev();
     for (const c of [SPECS[0]!, SPECS[3]!]) {
-      const xh = rand(prod(c.x), 31), wh = rand(prod(c.w), 32);
+      const xh = uniform(prod(c.x), 31), wh = uniform(prod(c.w), 32);
       const ref = reference(c.transposed, xh, c.x, wh, c.w, null, c.opts, 33);
       const x = Tensor.from(d, xh, c.x), w = Tensor.from(d, wh, c.w);
       x.requiresGrad = true;
@@ -237,15 +229,15 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
 
   it("only computes the gradients that are needed and does not grow the pool", async () => {
     const d = dev();
-    const x = Tensor.from(d, rand(2 * 3 * 4 * 4 * 4, 1), [2, 3, 4, 4, 4]);
-    const w = Tensor.from(d, rand(5 * 3 * 27, 2), [5, 3, 3, 3, 3]);
-    const b = Tensor.from(d, rand(5, 3), [5]);
+    const x = Tensor.from(d, uniform(2 * 3 * 4 * 4 * 4, 1), [2, 3, 4, 4, 4]);
+    const w = Tensor.from(d, uniform(5 * 3 * 27, 2), [5, 3, 3, 3, 3]);
+    const b = Tensor.from(d, uniform(5, 3), [5]);
     w.requiresGrad = true;
     const step = () => {
       tidy(d, () => {
         const y = conv3d(x, w, b, { padding: 1 });
         const t = convTranspose3d(y, w, null, { padding: 1 });
-        backward([t], [Tensor.from(d, rand(t.size, 4), t.shape)]);
+        backward([t], [Tensor.from(d, uniform(t.size, 4), t.shape)]);
       });
       w.grad?.dispose();
       w.grad = null;

@@ -1,19 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
+import { uniform } from "../random.ts";
 import { Tensor, backward, convLstm2d, lstmCell, tidy, PulmoError } from "../../src/node.ts";
 
 describe("convlstm golden cases", () => goldenSuite(["convlstm2d"]));
 
 type Act = "sigmoid" | "hard_sigmoid";
-
-/** Deterministic pseudo-random values in [lo, hi). */
-function rand(n: number, seed: number, lo = -1, hi = 1): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + ((hi - lo) * s) / 2 ** 32;
-  });
-}
 
 /** float64 reference of the fused cell: packed [N, 2, chw] (h then c). */
 function cellRef(z: number[], c: number[], n: number, chw: number, act: Act): number[] {
@@ -60,9 +52,9 @@ describe("fused lstm cell against a float64 reference", () => {
       const chw = hidden * h * w;
       // pre-activations past ±2.5 exercise hard_sigmoid's saturated (zero-gradient) range;
       // values within 1e-4 of the kinks are nudged off them so finite differences stay valid
-      const z = rand(n * 4 * chw, 7, -4, 4).map((v) => (Math.abs(Math.abs(v) - 2.5) < 1e-4 ? v + 1e-3 : v));
-      const c = rand(n * chw, 11, -2, 2);
-      const d = rand(n * 2 * chw, 13);
+      const z = uniform(n * 4 * chw, 7, -4, 4).map((v) => (Math.abs(Math.abs(v) - 2.5) < 1e-4 ? v + 1e-3 : v));
+      const c = uniform(n * chw, 11, -2, 2);
+      const d = uniform(n * 2 * chw, 13);
       const zt = Tensor.from(dev(), z, [n, 4 * hidden, h, w]);
       const ct = Tensor.from(dev(), c, [n, hidden, h, w]);
       zt.requiresGrad = true;
@@ -81,7 +73,7 @@ describe("fused lstm cell against a float64 reference", () => {
   it("works on a 3D spatial block and a 1-element batch", async () => {
     const [hidden, d0, d1, d2] = [2, 2, 3, 2];
     const chw = hidden * d0 * d1 * d2;
-    const z = rand(4 * chw, 3, -3, 3), c = rand(chw, 5);
+    const z = uniform(4 * chw, 3, -3, 3), c = uniform(chw, 5);
     const y = lstmCell(Tensor.from(dev(), z, [1, 4 * hidden, d0, d1, d2]), Tensor.from(dev(), c, [1, hidden, d0, d1, d2]), "sigmoid");
     expectClose(await y.read(), cellRef(z, c, 1, chw, "sigmoid"), 1e-5);
   });
@@ -96,11 +88,11 @@ describe("fused lstm cell against a float64 reference", () => {
   it("frees its temporaries", async () => {
     const d = dev();
     const run = async () => {
-      const z = Tensor.from(d, rand(48, 1), [1, 8, 2, 3]);
-      const c = Tensor.from(d, rand(12, 2), [1, 2, 2, 3]);
+      const z = Tensor.from(d, uniform(48, 1), [1, 8, 2, 3]);
+      const c = Tensor.from(d, uniform(12, 2), [1, 2, 2, 3]);
       z.requiresGrad = true;
       const y = lstmCell(z, c, "hard_sigmoid");
-      const seed = Tensor.from(d, rand(24, 3), y.shape);
+      const seed = Tensor.from(d, uniform(24, 3), y.shape);
       backward([y], [seed]);
       await z.grad!.read();
       for (const t of [z, c, y, seed, z.grad!]) t.dispose();
@@ -185,10 +177,10 @@ describe("convLstm2d against a float64 reference", () => {
       const { shape, hidden, k, act } = tc;
       const [n, steps, cin, H, W] = shape as [number, number, number, number, number];
       const wshape = [4 * hidden, cin + hidden, k, k];
-      const x = rand(n * steps * cin * H * W, 21, -1, 1);
-      const wt = rand(wshape.reduce((a, b) => a * b), 22, -0.6, 0.6);
-      const bias = tc.bias ? rand(4 * hidden, 23, -0.5, 0.5) : null;
-      const d = rand(n * steps * hidden * H * W, 24);
+      const x = uniform(n * steps * cin * H * W, 21, -1, 1);
+      const wt = uniform(wshape.reduce((a, b) => a * b), 22, -0.6, 0.6);
+      const bias = tc.bias ? uniform(4 * hidden, 23, -0.5, 0.5) : null;
+      const d = uniform(n * steps * hidden * H * W, 24);
       const xt = Tensor.from(dev(), x, shape), wtt = Tensor.from(dev(), wt, wshape);
       const bt = bias ? Tensor.from(dev(), bias, [4 * hidden]) : null;
       for (const t of [xt, wtt, bt]) if (t) t.requiresGrad = true;
@@ -204,7 +196,7 @@ describe("convLstm2d against a float64 reference", () => {
 
   it("returnSequences: false gives the last h_t", async () => {
     const shape = [1, 3, 2, 2, 3];
-    const x = rand(36, 31), wt = rand(8 * 4 * 9, 32, -0.5, 0.5), bias = rand(8, 33);
+    const x = uniform(36, 31), wt = uniform(8 * 4 * 9, 32, -0.5, 0.5), bias = uniform(8, 33);
     const all = convLstmRef(x, wt, bias, shape, 2, 3, "sigmoid");
     const y = convLstm2d(Tensor.from(dev(), x, shape), Tensor.from(dev(), wt, [8, 4, 3, 3]), Tensor.from(dev(), bias, [8]), {
       hidden: 2,
@@ -218,12 +210,12 @@ describe("convLstm2d against a float64 reference", () => {
     const d = dev();
     const run = async () => {
       const grads = tidy(d, () => {
-        const x = Tensor.from(d, rand(2 * 2 * 1 * 9, 41), [2, 2, 1, 3, 3]);
-        const w = Tensor.from(d, rand(8 * 3 * 9, 42, -0.5, 0.5), [8, 3, 3, 3]);
-        const b = Tensor.from(d, rand(8, 43), [8]);
+        const x = Tensor.from(d, uniform(2 * 2 * 1 * 9, 41), [2, 2, 1, 3, 3]);
+        const w = Tensor.from(d, uniform(8 * 3 * 9, 42, -0.5, 0.5), [8, 3, 3, 3]);
+        const b = Tensor.from(d, uniform(8, 43), [8]);
         for (const t of [x, w, b]) t.requiresGrad = true;
         const y = convLstm2d(x, w, b, { hidden: 2, recurrentActivation: "hard_sigmoid" });
-        backward([y], [Tensor.from(d, rand(y.size, 44), y.shape)]);
+        backward([y], [Tensor.from(d, uniform(y.size, 44), y.shape)]);
         return [x.grad!, w.grad!, b.grad!];
       });
       for (const g of grads) await g.read();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { useDevice } from "../helpers.ts";
+import { poolAfterSteps, useDevice } from "../helpers.ts";
+import { uniform, uniformF32 } from "../random.ts";
 import {
   Tensor,
-  tidy,
   backward,
   add,
   sub,
@@ -23,13 +23,6 @@ import {
 // No golden cases exist for this family (the golden set covers matmul/linear); every op is
 // checked against float64 references computed here instead.
 
-function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return lo + (s / 2 ** 32) * (hi - lo);
-  });
-}
 const prod = (s: readonly number[]) => s.reduce((n, d) => n * d, 1);
 
 function expectClose(actual: ArrayLike<number>, ref: ArrayLike<number>, tol = 1e-5): void {
@@ -81,7 +74,7 @@ function leaf(d: Device, data: Float32Array, shape: number[]): Tensor {
 
 /** Values on a coarse grid so maximum/minimum see ties. */
 function grid(n: number, seed: number): Float32Array {
-  return random(n, seed).map((v) => Math.round(v * 4) / 2);
+  return uniformF32(n, seed).map((v) => Math.round(v * 4) / 2);
 }
 
 describe("binary ops against a float64 reference, with broadcasting", () => {
@@ -97,9 +90,9 @@ describe("binary ops against a float64 reference, with broadcasting", () => {
       it(`${name} ${JSON.stringify(as)} with ${JSON.stringify(bs)}: forward and both gradients`, async () => {
         const d = dev();
         const ah = grid(prod(as), 1);
-        const bh = name === "div" ? random(prod(bs), 2, 0.5, 2) : grid(prod(bs), 2);
+        const bh = name === "div" ? uniformF32(prod(bs), 2, 0.5, 2) : grid(prod(bs), 2);
         const out = broadcast(as, bs);
-        const dyh = random(prod(out), 3);
+        const dyh = uniformF32(prod(out), 3);
         const a = leaf(d, ah, as), b = leaf(d, bh, bs);
         const y = fn(a, b);
         expect(y.shape).toEqual(out);
@@ -122,10 +115,10 @@ describe("binary ops against a float64 reference, with broadcasting", () => {
   it("many dims that cannot be merged (rank 6, alternating broadcast)", async () => {
     const d = dev();
     const as = [2, 1, 3, 1, 2, 1], bs = [1, 3, 1, 2, 1, 2];
-    const ah = random(prod(as), 4), bh = random(prod(bs), 5);
+    const ah = uniformF32(prod(as), 4), bh = uniformF32(prod(bs), 5);
     const out = broadcast(as, bs);
     const a = leaf(d, ah, as), b = leaf(d, bh, bs);
-    const dyh = random(prod(out), 6);
+    const dyh = uniformF32(prod(out), 6);
     backward(mul(a, b), [Tensor.from(d, dyh, out)]);
     const gb = new Float64Array(bh.length);
     for (let o = 0; o < prod(out); o++) gb[source(o, out, bs)]! += dyh[o]! * ah[source(o, out, as)]!;
@@ -146,7 +139,7 @@ describe("binary ops against a float64 reference, with broadcasting", () => {
     const x = leaf(d, Float32Array.from([1, 2, 3]), [3, 1]);
     const y = broadcastTo(x, [2, 3, 4]);
     expect([...(await y.read())]).toEqual([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
-    backward(y, [Tensor.from(d, random(24, 7).map(() => 1), [2, 3, 4])]);
+    backward(y, [Tensor.from(d, uniformF32(24, 7).map(() => 1), [2, 3, 4])]);
     expect([...(await x.grad!.read())]).toEqual([8, 8, 8]);
     const s = sumToShape(Tensor.from(d, Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]), [1, 4]);
     expect(s.shape).toEqual([1, 4]);
@@ -155,22 +148,13 @@ describe("binary ops against a float64 reference, with broadcasting", () => {
 
   it("does not grow the buffer pool over repeated steps", async () => {
     const d = dev();
-    const a = leaf(d, random(24, 8), [2, 3, 4]);
-    const b = leaf(d, random(4, 9, 0.5, 1), [4]);
-    const seed = Tensor.from(d, random(24, 10), [2, 3, 4]);
-    const inUse: number[] = [];
-    for (let step = 0; step < 4; step++) {
-      tidy(d, () => {
-        const y = add(div(mul(a, b), b), clamp(powScalar(sub(a, b), 2), 0, 1));
-        backward(maximum(y, minimum(a, b)), [seed]);
-      });
-      for (const p of [a, b]) {
-        p.grad!.dispose();
-        p.grad = null;
-      }
-      await d.flush();
-      inUse.push(d.pool.inUseBytes);
-    }
+    const a = leaf(d, uniformF32(24, 8), [2, 3, 4]);
+    const b = leaf(d, uniformF32(4, 9, 0.5, 1), [4]);
+    const seed = Tensor.from(d, uniformF32(24, 10), [2, 3, 4]);
+    const { inUse } = await poolAfterSteps(d, [a, b], () => {
+      const y = add(div(mul(a, b), b), clamp(powScalar(sub(a, b), 2), 0, 1));
+      backward(maximum(y, minimum(a, b)), [seed]);
+    });
     expect(new Set(inUse).size).toBe(1);
   });
 });
@@ -180,14 +164,14 @@ describe("scalar ops against a float64 reference", () => {
   async function check(fn: (x: Tensor) => Tensor, f: (v: number) => number, df: (v: number) => number, xs: number[]) {
     const d = dev();
     const x = leaf(d, Float32Array.from(xs), [xs.length]);
-    const dyh = random(xs.length, 11);
+    const dyh = uniformF32(xs.length, 11);
     const y = fn(x);
     backward(y, [Tensor.from(d, dyh, [xs.length])]);
     const x32 = Float32Array.from(xs);
     expectClose(await y.read(), [...x32].map(f));
     expectClose(await x.grad!.read(), [...x32].map((v, i) => dyh[i]! * df(v)));
   }
-  const xs = [...random(37, 12, -3, 3)];
+  const xs = uniform(37, 12, -3, 3);
   it("addScalar", () => check((x) => addScalar(x, 1.5), (v) => v + 1.5, () => 1, xs));
   it("mulScalar", () => check((x) => mulScalar(x, -0.75), (v) => v * -0.75, () => -0.75, xs));
   it("powScalar with integral exponents works for negative bases", () =>
@@ -243,7 +227,7 @@ describe("elementwise ops past the per-dimension workgroup limit", () => {
   const dev = useDevice({ limits: { maxWorkgroupsPerDim: 4 } });
   it("binary forward and gradient over workgroups split across x and y", async () => {
     const d = dev();
-    const ah = random(20 * 40, 70), bh = random(40, 71);
+    const ah = uniformF32(20 * 40, 70), bh = uniformF32(40, 71);
     const a = leaf(d, ah, [20, 40]), b = leaf(d, bh, [40]);
     const y = mul(a, b);
     backward(y, [Tensor.from(d, new Array(800).fill(1), [20, 40])]);

@@ -1,17 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { useDevice } from "../helpers.ts";
-import { Tensor, tidy, backward, permute, transpose, concat, slice, stack, pad, reshape, mul, PulmoError, type Device } from "../../src/node.ts";
+import { poolAfterSteps, useDevice } from "../helpers.ts";
+import { uniformF32 } from "../random.ts";
+import { Tensor, backward, permute, transpose, concat, slice, stack, pad, reshape, mul, PulmoError, type Device } from "../../src/node.ts";
 
 // No golden cases exist for this family; every op is checked against references computed here.
 // Layout ops only move values, so forward results and gradients must match exactly.
 
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
-}
 const prod = (s: readonly number[]) => s.reduce((n, d) => n * d, 1);
 
 function coords(i: number, shape: readonly number[]): number[] {
@@ -27,7 +21,7 @@ function flat(c: readonly number[], shape: readonly number[]): number {
 }
 
 function leaf(d: Device, shape: number[], seed: number): [Tensor, Float32Array] {
-  const h = random(prod(shape), seed);
+  const h = uniformF32(prod(shape), seed);
   const t = Tensor.from(d, h, shape);
   t.requiresGrad = true;
   return [t, h];
@@ -36,7 +30,7 @@ function leaf(d: Device, shape: number[], seed: number): [Tensor, Float32Array] 
 /** Runs y = f(inputs), seeds a random dy, and returns y, dy and each input's gradient. */
 async function run(d: Device, f: () => Tensor, inputs: Tensor[]) {
   const y = f();
-  const dy = random(y.size, 99);
+  const dy = uniformF32(y.size, 99);
   backward(y, [Tensor.from(d, dy, y.shape)]);
   return {
     y: [...(await y.read())],
@@ -141,7 +135,7 @@ describe("layout ops against references", () => {
       const y = slice(x, axis, start, end);
       const ys = xs.map((v, k) => (k === ax ? want[1] - want[0] : v));
       expect([...y.shape]).toEqual(ys);
-      const dy = random(y.size, 31);
+      const dy = uniformF32(y.size, 31);
       backward(y, [Tensor.from(d, dy, ys)]);
       const yv = [...(await y.read())];
       const gx = new Array(prod(xs)).fill(0);
@@ -195,22 +189,13 @@ describe("layout ops against references", () => {
     const d = dev();
     const [a] = leaf(d, [2, 3, 4], 60);
     const [b] = leaf(d, [2, 3, 4], 61);
-    const seed = Tensor.from(d, random(2 * 4 * 9, 62), [2, 4, 9]);
-    const inUse: number[] = [];
-    for (let step = 0; step < 4; step++) {
-      tidy(d, () => {
-        const s = reshape(slice(stack([a, b], 1), 1, 1, 2), [2, 3, 4]);
-        const c = concat([a, s], 1);
-        const y = pad(transpose(c, 1, 2), [[0, 0], [0, 0], [1, 2]]);
-        backward(y, [seed]);
-      });
-      for (const p of [a, b]) {
-        p.grad!.dispose();
-        p.grad = null;
-      }
-      await d.flush();
-      inUse.push(d.pool.inUseBytes);
-    }
+    const seed = Tensor.from(d, uniformF32(2 * 4 * 9, 62), [2, 4, 9]);
+    const { inUse } = await poolAfterSteps(d, [a, b], () => {
+      const s = reshape(slice(stack([a, b], 1), 1, 1, 2), [2, 3, 4]);
+      const c = concat([a, s], 1);
+      const y = pad(transpose(c, 1, 2), [[0, 0], [0, 0], [1, 2]]);
+      backward(y, [seed]);
+    });
     expect(new Set(inUse).size).toBe(1);
   });
 });
@@ -247,7 +232,7 @@ describe("layout ops past the per-dimension workgroup limit", () => {
   const dev = useDevice({ limits: { maxWorkgroupsPerDim: 4 } });
   it("permute and pad over workgroups split across x and y", async () => {
     const d = dev();
-    const xh = random(20 * 40, 80);
+    const xh = uniformF32(20 * 40, 80);
     const x = Tensor.from(d, xh, [20, 40]);
     const y = await permute(x, [1, 0]).read();
     for (let i = 0; i < 20; i++) for (let j = 0; j < 40; j++) expect(y[j * 20 + i]).toBe(xh[i * 40 + j]);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
+import { rng } from "../random.ts";
 import {
   Tensor,
   backward,
@@ -76,15 +77,6 @@ const ENGINE: Record<string, (p: Tensor, g: Tensor) => Tensor> = {
   focal: (p, g) => focalLoss(p, g, { alpha: 0.4, gamma: 1.5 }),
 };
 
-/** Deterministic pseudo-random numbers in [0, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 function inputs(n: number, seed: number, logits: boolean): { p: number[]; g: number[] } {
   const r = rng(seed);
   const p = Array.from({ length: n }, () => (logits ? (r() - 0.5) * 8 : 0.03 + 0.94 * r()));
@@ -103,6 +95,21 @@ async function lossAndGrad(d: Device, name: string, p: number[], g: number[], sh
   const grad = [...(await pt.grad!.read())];
   for (const t of [pt, gt, y, pt.grad!]) t.dispose();
   return { value, grad };
+}
+
+/** Forward-only value of each named loss on p, g (as [n] tensors on d), with its float64 reference. */
+async function forwardValues(d: Device, names: string[], p: number[], g: number[]): Promise<{ v: number; r: number }[]> {
+  const pt = Tensor.from(d, p, [p.length]);
+  const gt = Tensor.from(d, g, [g.length]);
+  const out: { v: number; r: number }[] = [];
+  for (const name of names) {
+    const y = noGrad(() => ENGINE[name]!(pt, gt));
+    out.push({ v: (await y.read())[0]!, r: REF[name]!(p, g) });
+    y.dispose();
+  }
+  pt.dispose();
+  gt.dispose();
+  return out;
 }
 
 describe("losses against a float64 reference on an unseen shape", () => {
@@ -142,17 +149,8 @@ describe("losses against a float64 reference on an unseen shape", () => {
   it("many workgroups (grid-stride past the workgroup cap) match the reference", async () => {
     const big = 1024 * 128 * 4 + 4099; // more elements than 1024 capped workgroups cover in one stride
     const { p, g } = inputs(big, 5, false);
-    const pt = Tensor.from(dev(), p, [big]);
-    const gt = Tensor.from(dev(), g, [big]);
-    for (const name of ["bce", "dice", "tversky"]) {
-      const y = noGrad(() => ENGINE[name]!(pt, gt));
-      const v = (await y.read())[0]!;
-      const r = REF[name]!(p, g);
+    for (const { v, r } of await forwardValues(dev(), ["bce", "dice", "tversky"], p, g))
       expect(Math.abs(v - r) / Math.abs(r)).toBeLessThan(1e-5);
-      y.dispose();
-    }
-    pt.dispose();
-    gt.dispose();
   });
 });
 
@@ -180,17 +178,8 @@ describe("losses split over bindings and workgroups", () => {
   it("reduces correctly when the partial-sum launch itself is split", async () => {
     const n = 10000;
     const { p, g } = inputs(n, 9, false);
-    const pt = Tensor.from(split(), p, [n]);
-    const gt = Tensor.from(split(), g, [n]);
-    for (const name of ["bce", "dice", "weighted_bce_prediction"]) {
-      const y = noGrad(() => ENGINE[name]!(pt, gt));
-      const v = (await y.read())[0]!;
-      const r = REF[name]!(p, g);
+    for (const { v, r } of await forwardValues(split(), ["bce", "dice", "weighted_bce_prediction"], p, g))
       expect(Math.abs(v - r)).toBeLessThan(2e-6 * Math.abs(r));
-      y.dispose();
-    }
-    pt.dispose();
-    gt.dispose();
   });
 });
 

@@ -16,22 +16,11 @@ import {
   type Volume,
 } from "../../src/pipeline/masks/index.ts";
 import { PulmoError } from "../../src/runtime/errors.ts";
+import { rng } from "../random.ts";
 
 describe("golden", () => {
   goldenSuite(["metrics", "expand_margin", "dilate_slices_disk", "connected_components"]);
 });
-
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomMask(shape: Shape3, density: number, seed: number): { data: Uint8Array; shape: Shape3 } {
   const r = rng(seed);

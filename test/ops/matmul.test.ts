@@ -1,16 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { goldenSuite, useDevice } from "../helpers.ts";
-import { Tensor, tidy, matmul, linear, backward, PulmoError, type Device } from "../../src/node.ts";
+import { goldenSuite, poolAfterSteps, useDevice } from "../helpers.ts";
+import { uniformF32 } from "../random.ts";
+import { Tensor, matmul, linear, backward, PulmoError, type Device } from "../../src/node.ts";
 
 describe("matmul golden cases", () => goldenSuite(["matmul", "linear"]));
 
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 2 - 1;
-  });
-}
 const prod = (s: readonly number[]) => s.reduce((n, d) => n * d, 1);
 
 function expectClose(actual: ArrayLike<number>, ref: ArrayLike<number>, tol = 2e-5): void {
@@ -63,7 +57,7 @@ function refMatmul(a: Float32Array, as: number[], b: Float32Array, bs: number[],
 }
 
 function param(d: Device, shape: number[], seed: number, grad = true): [Tensor, Float32Array] {
-  const h = random(prod(shape), seed);
+  const h = uniformF32(prod(shape), seed);
   const t = Tensor.from(d, h, shape);
   t.requiresGrad = grad;
   return [t, h];
@@ -84,7 +78,7 @@ describe("matmul against a float64 reference", () => {
       const d = dev();
       const [a, ah] = param(d, as, 11);
       const [b, bh] = param(d, bs, 12);
-      const dyh = random(prod(ys), 13);
+      const dyh = uniformF32(prod(ys), 13);
       const y = matmul(a, b);
       expect(y.shape).toEqual(ys);
       backward(y, [Tensor.from(d, dyh, ys)]);
@@ -100,14 +94,14 @@ describe("matmul against a float64 reference", () => {
     const d = dev();
     const y = matmul(Tensor.from(d, [], [3, 0]), Tensor.from(d, [], [0, 4]));
     expect([...(await y.read())]).toEqual(new Array(12).fill(0));
-    expect(matmul(Tensor.from(d, [], [0, 2, 3]), Tensor.from(d, random(12, 1), [3, 4])).shape).toEqual([0, 2, 4]);
+    expect(matmul(Tensor.from(d, [], [0, 2, 3]), Tensor.from(d, uniformF32(12, 1), [3, 4])).shape).toEqual([0, 2, 4]);
   });
 
   it("only the gradient that is needed is computed", async () => {
     const d = dev();
     const [a, ah] = param(d, [4, 5], 3, false);
     const [b, bh] = param(d, [5, 6], 4);
-    const dyh = random(24, 5);
+    const dyh = uniformF32(24, 5);
     backward(matmul(a, b), [Tensor.from(d, dyh, [4, 6])]);
     expect(a.grad).toBeNull();
     expectClose(await b.grad!.read(), refMatmul(ah, [4, 5], bh, [5, 6], dyh).gb);
@@ -120,23 +114,12 @@ describe("matmul against a float64 reference", () => {
     const [x] = param(d, [2, 5, 8], 8);
     const [w] = param(d, [6, 8], 9);
     const [bias] = param(d, [6], 10);
-    const seed1 = Tensor.from(d, random(2 * 3 * 9 * 7, 1), [2, 3, 9, 7]);
-    const seed2 = Tensor.from(d, random(60, 2), [2, 5, 6]);
-    const sizes: number[] = [];
-    const allocated: number[] = [];
-    for (let step = 0; step < 4; step++) {
-      tidy(d, () => {
-        backward([matmul(a, b), linear(x, w, bias)], [seed1, seed2]);
-      });
-      for (const p of [a, b, x, w, bias]) {
-        p.grad!.dispose();
-        p.grad = null;
-      }
-      await d.flush();
-      sizes.push(d.pool.inUseBytes);
-      allocated.push(d.pool.allocatedBytes);
-    }
-    expect(new Set(sizes).size).toBe(1);
+    const seed1 = Tensor.from(d, uniformF32(2 * 3 * 9 * 7, 1), [2, 3, 9, 7]);
+    const seed2 = Tensor.from(d, uniformF32(60, 2), [2, 5, 6]);
+    const { inUse, allocated } = await poolAfterSteps(d, [a, b, x, w, bias], () => {
+      backward([matmul(a, b), linear(x, w, bias)], [seed1, seed2]);
+    });
+    expect(new Set(inUse).size).toBe(1);
     expect(new Set(allocated.slice(1)).size).toBe(1);
   });
 });
@@ -173,7 +156,7 @@ describe("linear against a float64 reference", () => {
       const [w, wh] = param(d, [out, inF], 22);
       const [b, bh] = withBias ? param(d, [out], 23) : [null, null];
       const ys = [...xs.slice(0, -1), out];
-      const dyh = random(prod(ys), 24);
+      const dyh = uniformF32(prod(ys), 24);
       const y = linear(x, w, b);
       expect(y.shape).toEqual(ys);
       backward(y, [Tensor.from(d, dyh, ys)]);

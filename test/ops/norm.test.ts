@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
+import { rng, uniform } from "../random.ts";
 import {
   Tensor,
   PulmoError,
@@ -19,21 +20,6 @@ describe("norm golden cases", () => goldenSuite(["instance_norm", "batch_norm", 
 
 // ---------- float64 references ----------
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-/** f32-representable values in [lo, hi), so the GPU and the f64 reference see the same inputs. */
-function randn(n: number, seed: number, lo = -2, hi = 2): number[] {
-  const r = rng(seed);
-  return Array.from(Float32Array.from({ length: n }, () => lo + (hi - lo) * r()));
-}
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Normalisation of x where element i is in statistics group groupOf(i) and uses affine slot
@@ -131,7 +117,7 @@ async function checkOp(
   const y = run(ts);
   const yRef = ref(inputs.map((i) => i.data));
   expectClose(await y.read(), yRef, opts.fwdTol ?? 2e-6, "forward");
-  const dy = randn(y.size, (opts.seed ?? 1) + 99);
+  const dy = uniform(y.size, (opts.seed ?? 1) + 99, -2, 2);
   backward(y, [Tensor.from(d, dy, y.shape)]);
   for (let k = 0; k < inputs.length; k++) {
     const idx = sample(inputs[k]!.data.length, opts.samples ?? 40, k + 7);
@@ -179,7 +165,7 @@ describe("reductions", () => {
 
   it("sum and mean over axis sets, keepDim, negative axes, full reduction; backward", async () => {
     const shape = [3, 4, 5, 2];
-    const x = randn(prod(shape), 11);
+    const x = uniform(prod(shape), 11, -2, 2);
     const cases: { op: "sum" | "mean"; axes?: number[]; keep: boolean; expectShape: number[] }[] = [
       { op: "sum", axes: [1], keep: false, expectShape: [3, 5, 2] },
       { op: "mean", axes: [0, 2], keep: true, expectShape: [1, 4, 1, 2] },
@@ -214,7 +200,7 @@ describe("reductions", () => {
       [[3, 7000, 2], [1]],
       [[17000, 65], [1]],
     ] as [number[], number[] | undefined][]) {
-      const data = randn(prod(shape), shape.length, 0, 1);
+      const data = uniform(prod(shape), shape.length, 0, 1);
       const t = Tensor.from(d, data, shape);
       const ax = axes ?? shape.map((_, i) => i);
       const s = sum(t, axes);
@@ -227,7 +213,7 @@ describe("reductions", () => {
 
   it("mean backward over non-contiguous axes spreads dy / count", async () => {
     const d = dev();
-    const x = leaf(d, randn(2 * 3 * 4, 3), [2, 3, 4]);
+    const x = leaf(d, uniform(2 * 3 * 4, 3, -2, 2), [2, 3, 4]);
     const y = mean(x, [0, 2]);
     expect(y.shape).toEqual([3]);
     backward(y, [Tensor.from(d, [1, 2, 3], [3])]);
@@ -251,7 +237,7 @@ describe("reductions", () => {
 
     // axis 0 with keepDim over a long axis (several chunks and a second pass)
     const n = 10000;
-    const data = randn(n * 3, 5);
+    const data = uniform(n * 3, 5, -2, 2);
     data[3 * 7777 + 1] = 100; // column 1's max late in the axis
     data[3 * 5000 + 2] = 50; // column 2: a tie, the first one wins
     data[3 * 9000 + 2] = 50;
@@ -314,7 +300,7 @@ describe("softmax", () => {
         dev(),
         ([t]) => softmax(t!, dim),
         ([v]) => refSoftmax(v!, shape, dim),
-        [{ data: randn(prod(shape), shape[0]!, -4, 4), shape }],
+        [{ data: uniform(prod(shape), shape[0]!, -4, 4), shape }],
         { gradTol: 1e-4, samples: 20 },
       );
     }
@@ -353,9 +339,9 @@ describe("instance norm", () => {
       ([x, w, b]) => instanceNorm(x!, w!, b!, { eps: 1e-5 }),
       ([x, w, b]) => refNorm(x!, inGroup(shape), chanOf(shape), w!, b!, 1e-5).y,
       [
-        { data: randn(prod(shape), 21, -3, 5), shape },
-        { data: randn(c, 22, 0.5, 1.5), shape: [c] },
-        { data: randn(c, 23), shape: [c] },
+        { data: uniform(prod(shape), 21, -3, 5), shape },
+        { data: uniform(c, 22, 0.5, 1.5), shape: [c] },
+        { data: uniform(c, 23, -2, 2), shape: [c] },
       ],
       { samples: 30, gradTol: 2e-4 },
     );
@@ -364,13 +350,13 @@ describe("instance norm", () => {
       dev(),
       ([x]) => instanceNorm(x!, null, null),
       ([x]) => refNorm(x!, inGroup(s2), chanOf(s2), null, null, 1e-5).y,
-      [{ data: randn(prod(s2), 24), shape: s2 }],
+      [{ data: uniform(prod(s2), 24, -2, 2), shape: s2 }],
     );
   });
   it("keeps the variance accurate for a large mean (no E[x^2] - E[x]^2)", async () => {
     const d = dev();
     const shape = [1, 2, 6000];
-    const data = randn(prod(shape), 25, 1e4 - 1, 1e4 + 1);
+    const data = uniform(prod(shape), 25, 1e4 - 1, 1e4 + 1);
     const x = Tensor.from(d, data, shape);
     const y = instanceNorm(x, null, null);
     expectClose(await y.read(), refNorm(data, inGroup(shape), chanOf(shape), null, null, 1e-5).y, 5e-3);
@@ -403,9 +389,9 @@ describe("batch norm", () => {
         ([x, w, b]) => batchNorm(x!, w!, b!, { training: true, eps: 1e-3 }),
         ([x, w, b]) => refNorm(x!, chanOf(shape), chanOf(shape), w!, b!, 1e-3).y,
         [
-          { data: randn(prod(shape), shape.length, -1, 3), shape },
-          { data: randn(c, 32, 0.5, 1.5), shape: [c] },
-          { data: randn(c, 33), shape: [c] },
+          { data: uniform(prod(shape), shape.length, -1, 3), shape },
+          { data: uniform(c, 32, 0.5, 1.5), shape: [c] },
+          { data: uniform(c, 33, -2, 2), shape: [c] },
         ],
         { samples: 25, gradTol: 2e-4 },
       );
@@ -423,7 +409,7 @@ describe("batch norm", () => {
     const expM = [...rm0];
     const expV = [...rv0];
     for (let step = 0; step < 2; step++) {
-      const data = randn(prod(shape), 40 + step, -2, 4);
+      const data = uniform(prod(shape), 40 + step, -2, 4);
       const x = Tensor.from(d, data, shape);
       const y = batchNorm(x, null, null, { training: true, momentum, runningMean: rm, runningVar: rv });
       const r = refNorm(data, chanOf(shape), chanOf(shape), null, null, 1e-5);
@@ -438,7 +424,7 @@ describe("batch norm", () => {
     expectClose(await rm.read(), expM, 1e-6, "running mean");
     expectClose(await rv.read(), expV, 1e-6, "running var");
     // eval uses (and does not change) them
-    const data = randn(prod(shape), 50);
+    const data = uniform(prod(shape), 50, -2, 2);
     const x = Tensor.from(d, data, shape);
     const y = batchNorm(x, null, null, { training: false, runningMean: rm, runningVar: rv });
     const e = data.map((v, i) => (v - expM[chanOf(shape)(i)]!) / Math.sqrt(expV[chanOf(shape)(i)]! + 1e-5));
@@ -449,8 +435,8 @@ describe("batch norm", () => {
   it("eval mode on rank 5 with weight only: forward and backward", async () => {
     const shape = [2, 3, 2, 2, 3];
     const c = 3;
-    const rmv = randn(c, 61);
-    const rvv = randn(c, 62, 0.2, 2);
+    const rmv = uniform(c, 61, -2, 2);
+    const rvv = uniform(c, 62, 0.2, 2);
     const d = dev();
     const rm = Tensor.from(d, rmv, [c]);
     const rv = Tensor.from(d, rvv, [c]);
@@ -460,8 +446,8 @@ describe("batch norm", () => {
       ([x, w]) => batchNorm(x!, w!, null, { training: false, runningMean: rm, runningVar: rv }),
       ([x, w]) => x!.map((v, i) => ((v - rmv[ch(i)]!) / Math.sqrt(rvv[ch(i)]! + 1e-5)) * w![ch(i)]!),
       [
-        { data: randn(prod(shape), 63), shape },
-        { data: randn(c, 64), shape: [c] },
+        { data: uniform(prod(shape), 63, -2, 2), shape },
+        { data: uniform(c, 64, -2, 2), shape: [c] },
       ],
     );
     await disposeAll(rm, rv);
@@ -497,8 +483,8 @@ describe("layer norm", () => {
       const rowOf = (i: number) => Math.floor(i / dn);
       const featOf = (i: number) => i % dn;
       const wShape = ns ?? [shape.at(-1)!];
-      const inputs = [{ data: randn(prod(shape), shape[0]!, -2, 2), shape }];
-      if (affine) inputs.push({ data: randn(dn, 71, 0.5, 1.5), shape: wShape }, { data: randn(dn, 72), shape: wShape });
+      const inputs = [{ data: uniform(prod(shape), shape[0]!, -2, 2), shape }];
+      if (affine) inputs.push({ data: uniform(dn, 71, 0.5, 1.5), shape: wShape }, { data: uniform(dn, 72, -2, 2), shape: wShape });
       await checkOp(
         dev(),
         ([x, w, b]) => layerNorm(x!, w ?? null, b ?? null, { normalizedShape: ns }),
@@ -526,7 +512,7 @@ describe("norm family resources and launch limits", () => {
   it("forward + backward leave no pooled buffer in use", async () => {
     const d = dev();
     const run = async () => {
-      const x = leaf(d, randn(2 * 3 * 50, 81), [2, 3, 50]);
+      const x = leaf(d, uniform(2 * 3 * 50, 81, -2, 2), [2, 3, 50]);
       const w = leaf(d, [1, 2, 3], [3]);
       const b = leaf(d, [0, 1, 0], [3]);
       const rm = Tensor.zeros(d, [3]);
@@ -542,7 +528,7 @@ describe("norm family resources and launch limits", () => {
         max(x, 2),
       ];
       for (const y of outs) {
-        const seed = Tensor.from(d, randn(y.size, 3), y.shape);
+        const seed = Tensor.from(d, uniform(y.size, 3, -2, 2), y.shape);
         backward(y, [seed]);
         seed.dispose();
       }
@@ -563,13 +549,13 @@ describe("norm family with a lowered workgroup limit (2D launches)", () => {
   it("instance norm, layer norm, softmax and sum index workgroups over x and y", async () => {
     const d = dev();
     const shape = [2, 7, 40];
-    const data = randn(prod(shape), 91);
+    const data = uniform(prod(shape), 91, -2, 2);
     const x = Tensor.from(d, data, shape);
     const y1 = instanceNorm(x, null, null);
     expectClose(await y1.read(), refNorm(data, inGroup(shape), chanOf(shape), null, null, 1e-5).y, 2e-6, "instance norm");
     const y2 = layerNorm(x, null, null);
     expectClose(await y2.read(), refNorm(data, (i) => Math.floor(i / 40), (i) => i % 40, null, null, 1e-5).y, 2e-6, "layer norm");
-    const long = Tensor.from(d, randn(9 * 70, 92), [9, 70]);
+    const long = Tensor.from(d, uniform(9 * 70, 92, -2, 2), [9, 70]);
     const y3 = softmax(long, 1);
     expectClose(await y3.read(), refSoftmax(await long.readFloat().then((a) => [...a]), [9, 70], 1), 2e-6, "softmax");
     const y4 = sum(x, [2]);

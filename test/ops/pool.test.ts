@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
+import { uniform } from "../random.ts";
 import { Tensor, backward, maxPool2d, maxPool3d, upsample, prelu, tidy, PulmoError, type Device } from "../../src/node.ts";
 
 describe("pool golden cases", () => goldenSuite(["max_pool3d", "max_pool2d", "upsample", "prelu"]));
-
-/** Deterministic pseudo-random values in [lo, hi), exactly representable in f32. */
-function rand(n: number, seed: number, lo = -1, hi = 1): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return Math.fround(lo + ((hi - lo) * s) / 2 ** 32);
-  });
-}
 
 function expectClose(actual: ArrayLike<number>, ref: number[], tol = 1e-5): void {
   expect(actual.length).toBe(ref.length);
@@ -108,7 +100,7 @@ async function forwardBackward(dev: Device, x: number[], shape: number[], op: (t
   const xt = Tensor.from(dev, x, shape);
   xt.requiresGrad = true;
   const y = op(xt);
-  const dy = rand(y.size, seed);
+  const dy = uniform(y.size, seed);
   const yv = await y.read();
   backward([y], [Tensor.from(dev, dy, y.shape)]);
   return { y: yv, yShape: y.shape, dy, dx: await xt.grad!.read() };
@@ -123,7 +115,7 @@ describe("max pooling against a float64 reference", () => {
   ];
   for (const c of cases)
     it(`${c.name}: forward and backward (gather over overlapping windows)`, async () => {
-      const x = rand(prod(c.shape), 5);
+      const x = uniform(prod(c.shape), 5);
       const nd = c.k.length;
       const pool = (t: Tensor) => (nd === 3 ? maxPool3d : maxPool2d)(t, { kernel: c.k, stride: c.s, padding: c.p, dilation: c.d });
       const r = await forwardBackward(dev(), x, c.shape, pool);
@@ -137,7 +129,7 @@ describe("max pooling against a float64 reference", () => {
     // values from {0, 1, 2}: most windows hold several maxima; padding 1 puts the first valid
     // element mid-window
     const shape = [1, 2, 6, 7];
-    const x = rand(prod(shape), 3, 0, 3).map(Math.floor);
+    const x = uniform(prod(shape), 3, 0, 3).map(Math.floor);
     const r = await forwardBackward(dev(), x, shape, (t) => maxPool2d(t, { kernel: 3, stride: 2, padding: 1 }));
     const ref = maxPoolRef(x, shape, [3, 3], [2, 2], [1, 1], [1, 1], r.dy);
     expectClose(r.y, ref.y, 0);
@@ -151,7 +143,7 @@ describe("max pooling against a float64 reference", () => {
 
   it("accepts unbatched input, a scalar kernel and the default stride", async () => {
     const shape = [2, 4, 4, 6];
-    const x = rand(prod(shape), 8);
+    const x = uniform(prod(shape), 8);
     const y = maxPool3d(Tensor.from(dev(), x, shape), { kernel: 2 });
     expect(y.shape).toEqual([2, 2, 2, 3]);
     expectClose(await y.read(), maxPoolRef(x, shape, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1]).y, 0);
@@ -189,7 +181,7 @@ describe("upsampling against a float64 reference", () => {
   ];
   for (const c of cases)
     it(`${c.name}: forward and backward`, async () => {
-      const x = rand(prod(c.shape), 17);
+      const x = uniform(prod(c.shape), 17);
       const r = await forwardBackward(dev(), x, c.shape, (t) => upsample(t, c.opts));
       const sp = c.shape.slice(2);
       const out = r.yShape.slice(2);
@@ -249,9 +241,9 @@ describe("prelu against a float64 reference", () => {
   for (const c of cases)
     it(`${c.name}: forward, dx and dweight`, async () => {
       const d = dev();
-      const x = rand(prod(c.shape), 21);
-      const w = rand(c.c, 23, 0, 0.5);
-      const dy = rand(x.length, 29);
+      const x = uniform(prod(c.shape), 21);
+      const w = uniform(c.c, 23, 0, 0.5);
+      const dy = uniform(x.length, 29);
       const xt = Tensor.from(d, x, c.shape);
       const wt = Tensor.from(d, w, [c.c]);
       xt.requiresGrad = true;
@@ -282,19 +274,19 @@ describe("launch splitting", () => {
   const dev = useDevice({ limits: { maxWorkgroupsPerDim: 8 } });
   it("gives the same results with launches split over x and y", async () => {
     const shape = [2, 3, 12, 12]; // dx: 14 workgroups
-    const x = rand(prod(shape), 31);
+    const x = uniform(prod(shape), 31);
     const p = await forwardBackward(dev(), x, shape, (t) => maxPool2d(t, { kernel: 3, stride: 2, padding: 1 }));
     const pr = maxPoolRef(x, shape, [3, 3], [2, 2], [1, 1], [1, 1], p.dy);
     expectClose(p.y, pr.y, 0);
     expectClose(p.dx, pr.dx, 1e-6);
     const us = [1, 3, 8, 9]; // y: 14 workgroups
-    const ux = rand(prod(us), 33);
+    const ux = uniform(prod(us), 33);
     const u = await forwardBackward(dev(), ux, us, (t) => upsample(t, { mode: "bilinear", scale: 2 }));
     const ur = upsampleRef(ux, us, [16, 18], [0.5, 0.5], true, false, u.dy);
     expectClose(u.y, ur.y, 1e-5);
     expectClose(u.dx, ur.dx, 1e-5);
     const ps = [1, 9, 20, 20]; // forward: 57 workgroups; backward and reduce: one per channel, 9
-    const px = rand(prod(ps), 37), pw = rand(9, 41, 0, 0.5), pdy = rand(prod(ps), 43);
+    const px = uniform(prod(ps), 37), pw = uniform(9, 41, 0, 0.5), pdy = uniform(prod(ps), 43);
     const xt = Tensor.from(dev(), px, ps), wt = Tensor.from(dev(), pw, [9]);
     xt.requiresGrad = wt.requiresGrad = true;
     const y = prelu(xt, wt);
@@ -313,14 +305,14 @@ describe("buffer hygiene", () => {
     const d = dev();
     const step = () =>
       tidy(d, () => {
-        const x = Tensor.from(d, rand(2 * 3 * 6 * 6, 1), [2, 3, 6, 6]);
+        const x = Tensor.from(d, uniform(2 * 3 * 6 * 6, 1), [2, 3, 6, 6]);
         const w = Tensor.from(d, [0.1, 0.2, 0.3], [3]);
         x.requiresGrad = w.requiresGrad = true;
         const y = upsample(prelu(maxPool2d(x, { kernel: 3, stride: 2, padding: 1 }), w), { mode: "bilinear", scale: 1.5 });
-        const v = Tensor.from(d, rand(2 * 3 * 2 * 4 * 4, 3), [2, 3, 2, 4, 4]);
+        const v = Tensor.from(d, uniform(2 * 3 * 2 * 4 * 4, 3), [2, 3, 2, 4, 4]);
         v.requiresGrad = true;
         const u = maxPool3d(upsample(v, { mode: "trilinear", scale: [1, 2, 2] }), { kernel: [2, 2, 2] });
-        backward([y, u], [Tensor.from(d, rand(y.size, 2), y.shape), Tensor.from(d, rand(u.size, 4), u.shape)]);
+        backward([y, u], [Tensor.from(d, uniform(y.size, 2), y.shape), Tensor.from(d, uniform(u.size, 4), u.shape)]);
         v.grad!.dispose();
         x.grad!.dispose();
         w.grad!.dispose();

@@ -1,21 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { useDevice } from "../helpers.ts";
+import { uniformF32 } from "../random.ts";
 import { Tensor, tidy, conv3d, instanceNorm, leakyRelu, backward } from "../../src/node.ts";
-
-function random(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return ((s / 2 ** 32) * 2 - 1) * scale;
-  });
-}
 
 describe("memory", () => {
   const dev = useDevice();
   it("100 forward+backward steps of conv3d → instance norm → leaky_relu → conv3d: the pool stops growing after the first step", async () => {
     const d = dev();
     const param = (shape: number[], seed: number, scale: number) => {
-      const t = Tensor.from(d, random(shape.reduce((a, b) => a * b), seed, scale), shape);
+      const t = Tensor.from(d, uniformF32(shape.reduce((a, b) => a * b), seed, -scale, scale), shape);
       t.requiresGrad = true;
       return t;
     };
@@ -23,8 +16,8 @@ describe("memory", () => {
     const g = param([4], 3, 1), beta = param([4], 4, 0.1);
     const w2 = param([2, 4, 3, 3, 3], 5, 0.3), b2 = param([2], 6, 0.1);
     const params = [w1, b1, g, beta, w2, b2];
-    const x = Tensor.from(d, random(2 * 6 * 6 * 6, 7), [1, 2, 6, 6, 6]);
-    const seed = Tensor.from(d, random(2 * 6 * 6 * 6, 8), [1, 2, 6, 6, 6]);
+    const x = Tensor.from(d, uniformF32(2 * 6 * 6 * 6, 7), [1, 2, 6, 6, 6]);
+    const seed = Tensor.from(d, uniformF32(2 * 6 * 6 * 6, 8), [1, 2, 6, 6, 6]);
     const allocated: number[] = [];
     for (let step = 0; step < 100; step++) {
       tidy(d, () => {

@@ -2,7 +2,7 @@
 // backward kernels. Scatter-adds of the backward (grad x, grad value) are written as gathers over
 // a stably sorted list of (voxel, sample corner) entries: race-free without float atomics, and
 // deterministic. Conventions and limits: docs/ops/attention.md.
-import { PulmoError, Tensor, shapeStr, type Device } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel, shapeStr, type Device } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
 
@@ -254,7 +254,7 @@ export function msDeformAttn3d(
   if (aw.some((d, i) => d !== samplingLocations.shape[i]))
     throw new PulmoError(`${op}: 'attention_weights' must be ${shapeStr([N, Lq, nH, nL, nP])} (${shapes})`);
   const starts = levelStartIndex(spatialShapes);
-  const total = starts[nL - 1]! + spatialShapes[nL - 1]!.reduce((a, b) => a * b, 1);
+  const total = starts[nL - 1]! + numel(spatialShapes[nL - 1]!);
   if (total !== S)
     throw new PulmoError(
       `${op}: 'value' has S=${S} but 'spatial_shapes' ${JSON.stringify(spatialShapes)} sum to ${total} voxels (sum of D*H*W) (${shapes})`,

@@ -4,7 +4,7 @@
 //   kernels/conv/conv_transposed.wgsl  conv-transpose forward, conv grad input (gather, no atomics)
 //   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
 //   kernels/conv/conv_reduce.wgsl      bias-gradient partials and the chunk reduction
-import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
 
@@ -42,8 +42,7 @@ const MIN_REDUCE = 256;
 const MAX_CHUNKS = 1024;
 const PARTIAL_LIMIT = 1 << 22;
 
-const prod = (v: readonly number[]) => v.reduce((a, b) => a * b, 1);
-const vec4 = (v: V3) => [v[0], v[1], v[2], prod(v)];
+const vec4 = (v: V3) => [v[0], v[1], v[2], numel(v)];
 const to3 = (v: number[], fill: number): V3 => (v.length === 2 ? [fill, v[0]!, v[1]!] : [v[0]!, v[1]!, v[2]!]);
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
@@ -89,7 +88,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   const coutG = cout / g.groups;
   const osz = to3(outShape.slice(2), 1);
   const nblk = Math.ceil(coutG / CHANNEL_BLOCK);
-  const tiles = Math.ceil(prod(osz) / TILE);
+  const tiles = Math.ceil(numel(osz) / TILE);
   const uniforms: Record<string, number | number[]> = {
     batch: g.batch,
     cin,
@@ -184,7 +183,7 @@ function launchGradBias(dy: Tensor, name: string): Tensor {
   const device = dy.device;
   const c = dy.shape[1]!;
   const db = Tensor.empty(device, [c], "f32", name);
-  const spatial = prod(dy.shape.slice(2));
+  const spatial = numel(dy.shape.slice(2));
   const total = dy.shape[0]! * spatial;
   let nchunks = Math.max(1, Math.min(Math.ceil(TARGET_INVOCATIONS / Math.max(1, c)), Math.ceil(total / MIN_REDUCE), MAX_CHUNKS));
   const chunkLen = Math.max(1, Math.ceil(total / nchunks));
@@ -216,6 +215,25 @@ function unpackSaved(saved: Tensor[], needX: boolean, needW: boolean): { xs?: Te
   return { xs: needW ? saved[0] : undefined, ws: needX ? saved[needW ? 1 : 0] : undefined };
 }
 
+/** The forward (direct or transposed gather) and its recorded backward: grad x is the other gather
+ * of dy with the same weight, at x's size; grad weight correlates x with dy (their roles swap for
+ * the transposed conv); grad bias sums dy. Only what the needed gradients read is kept alive: x
+ * for dw, weight for dx. */
+function convOp(op: string, transposed: boolean, x: Tensor, weight: Tensor, bias: Tensor | null, cout: number, outSp: number[], g: Geometry): Tensor {
+  const cin = x.shape[1]!;
+  const y = launchGather(transposed, x, weight, bias, cout, [g.batch, cout, ...outSp], g, op);
+  const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
+  const [xShape, wShape] = [[...x.shape], [...weight.shape]];
+  return record(op, y, [x, weight, bias], savedFor(x, weight, needX, needW), (dy, saved) => {
+    const { xs, ws } = unpackSaved(saved, needX, needW);
+    return [
+      needX ? launchGather(!transposed, dy, ws!, null, cin, xShape, g, `${op}_grad_x`) : null,
+      needW ? launchGradWeight(transposed ? xs! : dy, transposed ? dy : xs!, wShape, g, `${op}_grad_weight`) : null,
+      needB ? launchGradBias(dy, `${op}_grad_bias`) : null,
+    ];
+  });
+}
+
 function convNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, opts: ConvOptions): Tensor {
   checkCommon(op, nd, x, weight, bias);
   const stride = spatialOption(op, "stride", opts.stride, nd, 1, 1);
@@ -242,19 +260,7 @@ function convNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias: Tensor |
       `${op}: 'x' ${shapeStr(x.shape)} padded by ${shapeStr(padding)} is smaller than the dilated kernel of 'weight' ${shapeStr(weight.shape)} (dilation ${shapeStr(dilation)})`,
     );
   const g: Geometry = { batch, groups, k: to3(ksz, 1), stride: to3(stride, 1), pad: to3(padding, 0), dil: to3(dilation, 1) };
-  const y = launchGather(false, x, weight, bias ?? null, cout, [batch, cout, ...outSp], g, op);
-  const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
-  const [xShape, wShape] = [[...x.shape], [...weight.shape]];
-  // Only what the needed gradients read is kept alive: x for dw, weight for dx.
-  return record(op, y, [x, weight, bias ?? null], savedFor(x, weight, needX, needW), (dy, saved) => {
-    const { xs, ws } = unpackSaved(saved, needX, needW);
-    return [
-      // grad input: the transposed conv of dy with the same weight, at x's size
-      needX ? launchGather(true, dy, ws!, null, cin, xShape, g, `${op}_grad_x`) : null,
-      needW ? launchGradWeight(dy, xs!, wShape, g, `${op}_grad_weight`) : null,
-      needB ? launchGradBias(dy, `${op}_grad_bias`) : null,
-    ];
-  });
+  return convOp(op, false, x, weight, bias ?? null, cout, outSp, g);
 }
 
 function convTransposeNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, opts: ConvTransposeOptions): Tensor {
@@ -287,18 +293,8 @@ function convTransposeNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias:
       `${op}: output size ${shapeStr(outSp)} is not positive for 'x' ${shapeStr(x.shape)}, 'weight' ${shapeStr(weight.shape)}, padding ${shapeStr(padding)}`,
     );
   const g: Geometry = { batch, groups, k: to3(ksz, 1), stride: to3(stride, 1), pad: to3(padding, 0), dil: to3(dilation, 1) };
-  const y = launchGather(true, x, weight, bias ?? null, cout, [batch, cout, ...outSp], g, op);
-  const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
-  const [xShape, wShape] = [[...x.shape], [...weight.shape]];
-  return record(op, y, [x, weight, bias ?? null], savedFor(x, weight, needX, needW), (dy, saved) => {
-    const { xs, ws } = unpackSaved(saved, needX, needW);
-    return [
-      // grad input: the direct conv of dy with the same weight ([Cin, Cout/g, k] is its [OC, IC/g, k])
-      needX ? launchGather(false, dy, ws!, null, cin, xShape, g, `${op}_grad_x`) : null,
-      needW ? launchGradWeight(xs!, dy, wShape, g, `${op}_grad_weight`) : null,
-      needB ? launchGradBias(dy, `${op}_grad_bias`) : null,
-    ];
-  });
+  // grad x is the direct conv of dy with the same weight ([Cin, Cout/g, k] is its [OC, IC/g, k])
+  return convOp(op, true, x, weight, bias ?? null, cout, outSp, g);
 }
 
 /** torch.nn.functional.conv3d: x [N, Cin, D, H, W], weight [Cout, Cin/groups, kD, kH, kW],

@@ -3,7 +3,7 @@
 // (kernels/elementwise/scalar.wgsl).
 import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { expectFloat, expectSameDevice, groups1d, label } from "../launch.ts";
+import { coalesceDims, expectFloat, expectSameDevice, groups1d, label, type StridedDim } from "../launch.ts";
 
 /** Binary ops of kernels/elementwise/binary.wgsl: name → OP code. */
 const BINARY = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, broadcast_to: 6 } as const;
@@ -45,25 +45,14 @@ function pad8(v: readonly number[], fill: number): number[] {
   return [...v, ...new Array(MAX_RANK - v.length).fill(fill)];
 }
 
-interface Dim {
-  extent: number;
+interface Dim extends StridedDim {
   /** grad: true where this dim is summed over */
   reduced: boolean;
-  strides: number[];
 }
 
-/** Drops extent-1 dims and merges neighbours whose every stride is contiguous across them and
- * that agree on being reduced, so kernels loop over as few dims as possible. */
+/** coalesceDims, merging only neighbours that agree on being reduced. */
 function coalesce(dims: Dim[]): Dim[] {
-  const out: Dim[] = [];
-  for (const d of dims) {
-    if (d.extent === 1) continue;
-    const prev = out.at(-1);
-    if (prev && prev.reduced === d.reduced && prev.strides.every((s, k) => s === d.strides[k]! * d.extent)) {
-      out[out.length - 1] = { extent: prev.extent * d.extent, reduced: d.reduced, strides: d.strides };
-    } else out.push({ ...d, strides: [...d.strides] });
-  }
-  return out;
+  return coalesceDims(dims, (prev, d) => prev.reduced === d.reduced);
 }
 
 function checkRank(op: string, dims: Dim[], ...ts: Tensor[]): void {

@@ -2,7 +2,7 @@
 // concat, stack) and kernels/layout/pad.wgsl (pad, slice, and both their backwards).
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { expectFloat, expectSameDevice, groups1d, label } from "../launch.ts";
+import { coalesceDims, contiguousStrides, expectFloat, expectSameDevice, groups1d, label, normAxis } from "../launch.ts";
 
 /** reshape as an autograd op: a view forward, the gradient reshaped back. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -13,43 +13,13 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 /** Dims the kernels take after coalescing (two vec4s of the uniform). */
 const MAX_RANK = 8;
 
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/** axis in [-rank, rank) → [0, rank). */
-function normAxis(op: string, name: string, axis: number, rank: number, shape: readonly number[]): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank)
-    throw new PulmoError(`${op}: '${name}' ${axis} is out of range for shape ${shapeStr(shape)} (rank ${rank})`);
-  return axis < 0 ? axis + rank : axis;
+/** axis in [-rank, rank) → [0, rank), out of range reported against `shape`. */
+function axisOf(op: string, name: string, axis: number, rank: number, shape: readonly number[]): number {
+  return normAxis(op, `'${name}'`, axis, rank, `shape ${shapeStr(shape)} (rank ${rank})`);
 }
 
 function pad8(v: readonly number[], fill: number): number[] {
   return [...v, ...new Array(MAX_RANK - v.length).fill(fill)];
-}
-
-interface CopyDim {
-  extent: number;
-  strides: number[];
-}
-
-/** Drops extent-1 dims and merges neighbours contiguous in every operand. */
-function coalesce(dims: CopyDim[]): CopyDim[] {
-  const out: CopyDim[] = [];
-  for (const d of dims) {
-    if (d.extent === 1) continue;
-    const prev = out.at(-1);
-    if (prev && prev.strides.every((s, k) => s === d.strides[k]! * d.extent))
-      out[out.length - 1] = { extent: prev.extent * d.extent, strides: d.strides };
-    else out.push({ extent: d.extent, strides: [...d.strides] });
-  }
-  return out;
 }
 
 /** y[obase + c·ostr] = x[ibase + c·istr] over the coordinates c of `shape`. */
@@ -65,7 +35,7 @@ function launchCopy(
 ): void {
   const n = numel(shape);
   if (n === 0) return;
-  const dims = coalesce(shape.map((extent, d) => ({ extent, strides: [istr[d]!, ostr[d]!] })));
+  const dims = coalesceDims(shape.map((extent, d) => ({ extent, strides: [istr[d]!, ostr[d]!] })));
   if (dims.length > MAX_RANK)
     throw new PulmoError(`${op}: ${shapeStr(x.shape)} needs ${dims.length} dims after merging, more than ${MAX_RANK}`);
   x.device.dispatch({
@@ -147,7 +117,7 @@ export function permute(x: Tensor, dims: number[]): Tensor {
   expectFloat("permute", "x", x);
   if (!Array.isArray(dims) || dims.length !== x.rank)
     throw new PulmoError(`permute: 'dims' must list ${x.rank} dims for 'x' ${shapeStr(x.shape)}, got [${dims}]`);
-  const norm = dims.map((d) => normAxis("permute", "dims", d, x.rank, x.shape));
+  const norm = dims.map((d) => axisOf("permute", "dims", d, x.rank, x.shape));
   if (new Set(norm).size !== norm.length)
     throw new PulmoError(`permute: 'dims' [${dims}] is not a permutation of the dims of ${shapeStr(x.shape)}`);
   const y = permuteRaw(x, norm);
@@ -159,8 +129,8 @@ export function permute(x: Tensor, dims: number[]): Tensor {
 /** Swaps two dims (torch.transpose); a copy. */
 export function transpose(x: Tensor, d0: number, d1: number): Tensor {
   expectFloat("transpose", "x", x);
-  const a = normAxis("transpose", "d0", d0, x.rank, x.shape);
-  const b = normAxis("transpose", "d1", d1, x.rank, x.shape);
+  const a = axisOf("transpose", "d0", d0, x.rank, x.shape);
+  const b = axisOf("transpose", "d1", d1, x.rank, x.shape);
   const dims = x.shape.map((_, i) => (i === a ? b : i === b ? a : i));
   return permute(x, dims);
 }
@@ -177,7 +147,7 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
   expectList("concat", tensors);
   const first = tensors[0]!;
   if (first.rank === 0) throw new PulmoError("concat: tensors must have rank >= 1, got a scalar");
-  const ax = normAxis("concat", "axis", axis, first.rank, first.shape);
+  const ax = axisOf("concat", "axis", axis, first.rank, first.shape);
   tensors.forEach((t, i) => {
     if (t.rank !== first.rank || t.shape.some((d, k) => k !== ax && d !== first.shape[k]))
       throw new PulmoError(
@@ -206,7 +176,7 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
 export function stack(tensors: Tensor[], axis: number): Tensor {
   expectList("stack", tensors);
   const first = tensors[0]!;
-  const ax = normAxis("stack", "axis", axis, first.rank + 1, [...first.shape, 1]);
+  const ax = axisOf("stack", "axis", axis, first.rank + 1, [...first.shape, 1]);
   tensors.forEach((t, i) => {
     if (t.rank !== first.rank || t.shape.some((d, k) => d !== first.shape[k]))
       throw new PulmoError(`stack: 'tensors[${i}]' ${shapeStr(t.shape)} does not match 'tensors[0]' ${shapeStr(first.shape)}`);
@@ -235,7 +205,7 @@ export function stack(tensors: Tensor[], axis: number): Tensor {
 export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
   expectFloat("slice", "x", x);
   if (x.rank === 0) throw new PulmoError("slice: 'x' must have rank >= 1, got a scalar");
-  const ax = normAxis("slice", "axis", axis, x.rank, x.shape);
+  const ax = axisOf("slice", "axis", axis, x.rank, x.shape);
   if (!Number.isInteger(start) || !Number.isInteger(end))
     throw new PulmoError(`slice: 'start' and 'end' must be integers, got ${start}, ${end}`);
   const n = x.shape[ax]!;

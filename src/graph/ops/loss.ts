@@ -1,4 +1,4 @@
-import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectSameDevice, groups1d, label } from "../launch.ts";
 import { sumMiddle } from "./reduce.ts";
@@ -277,7 +277,7 @@ function validateClasses(op: string, logits: Tensor, target: Tensor, minClasses:
       `${op}: 'target' ${shapeStr(target.shape)} must hold class indices of shape ${shapeStr([n, ...spatial])} or ` +
         `${shapeStr([n, 1, ...spatial])} for 'logits' ${shapeStr(logits.shape)}`,
     );
-  return { n, c, s: spatial.reduce((a, b) => a * b, 1) };
+  return { n, c, s: numel(spatial) };
 }
 
 /** A run of whole samples bound at once: views start at the 256-byte-aligned element at or before

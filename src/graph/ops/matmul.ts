@@ -1,23 +1,13 @@
 // Batched matmul and linear on the tiled GEMM of kernels/matmul/matmul.wgsl. Backward rules are
 // GEMMs reading operands transposed in place (TRANS_A / TRANS_B), summed over broadcast batch dims.
-import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { expectFloat, expectRank, expectSameDevice, label } from "../launch.ts";
+import { contiguousStrides, expectFloat, expectRank, expectSameDevice, label } from "../launch.ts";
 import { broadcastShapes, sumToShape } from "./elementwise.ts";
 
 const TILE = 32;
 /** Coalesced batch dims the kernel decodes (one vec4 of the uniform). */
 const MAX_BATCH_DIMS = 4;
-
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
 
 /**
  * c = op(a) @ op(b) (+ bias) over broadcast batch dims; no autograd.
@@ -70,7 +60,7 @@ export function gemm(
   if (dims.length > MAX_BATCH_DIMS)
     throw new PulmoError(`${op}: batch broadcast of ${shapeStr(a.shape)} and ${shapeStr(b.shape)} needs ${dims.length} batch dims, more than ${MAX_BATCH_DIMS}`);
   while (dims.length < MAX_BATCH_DIMS) dims.unshift({ e: 1, a: 0, b: 0 });
-  const total = batch.reduce((n, d) => n * d, 1);
+  const total = numel(batch);
   const maxZ = a.device.limits.maxWorkgroupsPerDim;
   for (let batch0 = 0; batch0 < total; batch0 += maxZ) {
     a.device.dispatch({
@@ -92,8 +82,6 @@ export function gemm(
   }
   return y;
 }
-
-const product = (s: readonly number[]) => s.reduce((n, d) => n * d, 1);
 
 /** A view with new shape, disposing nothing (callers dispose the views they make). */
 const view = (t: Tensor, shape: readonly number[]) => t.reshape(shape);
@@ -124,7 +112,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const outShape = [...batch, ...(a.rank === 1 ? [] : [M]), ...(b.rank === 1 ? [] : [N])];
   // b without batch dims: fold a's batch into M for one large GEMM (more full tiles).
   const fold = b2.length === 2;
-  const rows = product(a2.slice(0, -1));
+  const rows = numel(a2.slice(0, -1));
   const av = view(a, fold ? [rows, K] : a2);
   const bv = view(b, b2);
   const y = gemm("matmul", av, false, bv, false, null, outShape);
@@ -188,7 +176,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new PulmoError(`linear: last dim of 'x' ${shapeStr(x.shape)} must equal in_features of 'weight' ${shapeStr(weight.shape)} (${inF})`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== out))
     throw new PulmoError(`linear: 'bias' must have shape [${out}] for 'weight' ${shapeStr(weight.shape)}, got ${shapeStr(bias.shape)}`);
-  const rows = product(x.shape.slice(0, -1));
+  const rows = numel(x.shape.slice(0, -1));
   const outShape = [...x.shape.slice(0, -1), out];
   const x2 = view(x, [rows, inF]);
   const y = gemm("linear", x2, false, weight, true, bias ?? null, outShape);

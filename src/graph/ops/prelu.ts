@@ -1,4 +1,4 @@
-import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectSameDevice, groups1d, label } from "../launch.ts";
 
@@ -18,7 +18,7 @@ export function prelu(x: Tensor, weight: Tensor): Tensor {
     throw new PulmoError(
       `${op}: 'weight' ${shapeStr(weight.shape)} must have 1 element or one per channel (dim 1) of 'x' ${shapeStr(x.shape)}`,
     );
-  const inner = channels === 1 ? x.size : x.shape.slice(2).reduce((a, b) => a * b, 1);
+  const inner = channels === 1 ? x.size : numel(x.shape.slice(2));
   const count = channels === 0 ? 0 : x.size / channels; // elements per slope
   const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(count / (WG * 16))));
   const uniforms = { n: x.size, inner, channels, count, groups };

@@ -1,6 +1,6 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { expectFloat, groups1d, label } from "../launch.ts";
+import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
 import { reshape } from "./layout.ts";
 
 // Reductions as autograd ops: sum, mean, max (with argmax). Every reduction is planned on x viewed
@@ -182,9 +182,7 @@ export function mean(x: Tensor, axes?: readonly number[], keepDim = false): Tens
 function checkAxis(op: string, x: Tensor, axis: number): number {
   expectFloat(op, "x", x);
   if (x.rank === 0) throw new PulmoError(`${op}: 'x' must have rank >= 1, got ${shapeStr(x.shape)}`);
-  if (!Number.isInteger(axis) || axis < -x.rank || axis >= x.rank)
-    throw new PulmoError(`${op}: axis ${axis} is out of range for 'x' of shape ${shapeStr(x.shape)}`);
-  const a = axis < 0 ? axis + x.rank : axis;
+  const a = normAxis(op, "axis", axis, x.rank, `'x' of shape ${shapeStr(x.shape)}`);
   if (x.shape[a] === 0) throw new PulmoError(`${op}: cannot reduce the empty axis ${axis} of ${shapeStr(x.shape)}`);
   return a;
 }

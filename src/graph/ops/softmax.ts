@@ -1,6 +1,6 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { expectFloat, groups1d, label } from "../launch.ts";
+import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
 
 // softmax over any axis: kernels/softmax/softmax.wgsl views x as [outer, r, inner] (r = the
 // softmax axis), so no permute is needed.
@@ -28,9 +28,7 @@ function launch(entry: "main" | "backward", x: Tensor, dy: Tensor | null, outer:
 export function softmax(x: Tensor, dim: number): Tensor {
   expectFloat("softmax", "x", x);
   if (x.rank === 0) throw new PulmoError(`softmax: 'x' must have rank >= 1, got ${shapeStr(x.shape)}`);
-  if (!Number.isInteger(dim) || dim < -x.rank || dim >= x.rank)
-    throw new PulmoError(`softmax: dim ${dim} is out of range for 'x' of shape ${shapeStr(x.shape)}`);
-  const a = dim < 0 ? dim + x.rank : dim;
+  const a = normAxis("softmax", "dim", dim, x.rank, `'x' of shape ${shapeStr(x.shape)}`);
   const outer = numel(x.shape.slice(0, a));
   const r = x.shape[a]!;
   const inner = numel(x.shape.slice(a + 1));
