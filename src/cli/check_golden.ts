@@ -3,22 +3,25 @@ import { basename, join } from "node:path";
 import { createDevice } from "../node.ts";
 import { runGoldenFile } from "../golden/run_file.ts";
 
-/** `pulmo check-golden DIR`: one line per case, then `N passed, M failed`; exit 1 on any failure. */
+/** `pulmo check-golden DIR...`: one line per case (op or whole-model), then `N passed, M failed`;
+ * exit 1 on any failure. */
 export async function checkGolden(args: string[]): Promise<number> {
-  const dir = args[0];
-  if (!dir) {
-    console.error("usage: pulmo check-golden DIR");
+  if (args.length === 0) {
+    console.error("usage: pulmo check-golden DIR...");
     return 2;
   }
-  let files: string[];
-  try {
-    files = statSync(dir).isDirectory()
-      ? readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort().map((f) => join(dir, f))
-      : [dir];
-  } catch {
-    console.error(`check-golden: cannot read ${dir}`);
-    return 2;
-  }
+  const files: string[] = [];
+  for (const dir of args)
+    try {
+      files.push(
+        ...(statSync(dir).isDirectory()
+          ? readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort().map((f) => join(dir, f))
+          : [dir]),
+      );
+    } catch {
+      console.error(`check-golden: cannot read ${dir}`);
+      return 2;
+    }
   const device = await createDevice();
   let passed = 0,
     failed = 0;

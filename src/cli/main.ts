@@ -2,7 +2,7 @@ import { PulmoError } from "../runtime/errors.ts";
 import { checkGolden } from "./check_golden.ts";
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
-  "check-golden": { run: checkGolden, help: "check-golden DIR   run every golden case in DIR on the GPU" },
+  "check-golden": { run: checkGolden, help: "check-golden DIR...   run every golden case (op or whole model) in each DIR on the GPU" },
 };
 
 export async function main(argv: string[]): Promise<number> {
