@@ -7,4 +7,5 @@ export { Module, type HostArray, type LoadReport } from "./module.ts";
 export { ConstantLR, StepLR, PolyLR, ReduceLROnPlateau, type Schedule } from "./schedule.ts";
 export { checkpointBytes, loadCheckpoint, type CheckpointParts } from "./checkpoint.ts";
 export * as nn from "./nn.ts";
+export { fit, segmentationDice, shuffledOrder, stackHost, type FitOptions, type FitEpoch, type SampleSource } from "./fit.ts";
 export { train, evaluate, type TrainOptions, type Sample, type StepInfo, type EpochInfo } from "./train.ts";
