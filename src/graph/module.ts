@@ -1,4 +1,5 @@
 import { keep, numel, PulmoError, Tensor, shapeStr, type Device } from "../runtime/index.ts";
+import { readSafetensors, writeSafetensors, type TensorToWrite } from "../../weights/safetensors.ts";
 
 /** Host data for loading a state dict (from safetensors or a converter). */
 export interface HostArray {
@@ -97,6 +98,21 @@ export class Module {
       this.device.upload(t.buffer, t.byteOffset, s.data);
     }
     return { missing, unexpected };
+  }
+
+  /** Loads a safetensors file holding a PyTorch state_dict (F32/F16/BF16 converted to f32). */
+  loadSafetensors(bytes: Uint8Array, options: { strict?: boolean } = {}): LoadReport {
+    const file = readSafetensors(bytes);
+    const source = new Map<string, HostArray>();
+    for (const name of file.names) source.set(name, { data: file.float32(name), shape: file.tensors.get(name)!.shape });
+    return this.loadStateDict(source, options);
+  }
+
+  /** The state dict as safetensors bytes (PyTorch names and layouts; `metadata` goes in the header). */
+  async toSafetensors(metadata?: Record<string, string>): Promise<Uint8Array> {
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const [k, t] of this.stateDict()) tensors[k] = { shape: t.shape, data: await t.readFloat() };
+    return writeSafetensors(tensors, metadata);
   }
 
   train(mode = true): this {

@@ -75,3 +75,19 @@ describe("Module", () => {
     net.dispose();
   });
 });
+
+describe("Module safetensors", () => {
+  const dev = useDevice();
+  it("round-trips the state dict through safetensors and refuses a mis-shaped file", async () => {
+    const a = new Net(dev());
+    const src = new Map(Array.from(a.stateDict(), ([k, t], i) => [k, host([...t.shape], i / 10)]));
+    a.loadStateDict(src);
+    const bytes = await a.toSafetensors({ note: "test" });
+    const b = new Net(dev());
+    expect(b.loadSafetensors(bytes)).toEqual({ missing: [], unexpected: [] });
+    for (const [k, t] of b.stateDict()) expect([...(await t.read())]).toEqual([...(await a.stateDict().get(k)!.read())]);
+    const c = new Block(dev());
+    expect(() => c.loadSafetensors(bytes)).toThrow(/unexpected enc\.conv\.weight/);
+    a.dispose(); b.dispose(); c.dispose();
+  });
+});
