@@ -9,7 +9,7 @@ import { sum } from "../../src/graph/ops/index.ts";
 import { readSafetensors } from "../../weights/safetensors.ts";
 import { AttentionUnet, factory, forwardMacs, parameterCount } from "../../src/models/attention_unet.ts";
 
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", "attention_unet.txt");
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", "attention_unet.txt");
 const meta = JSON.parse(readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "attention_unet.safetensors"))).metadata.case!);
 // shared/reference/models.py PRESETS.attention_unet
 const PAPER = { in_channels: 1, num_classes: 2, channels: [16, 32, 64, 128, 256], strides: [2, 2, 2, 2], kernel_size: 3, up_kernel_size: 3, dropout: 0.0 };

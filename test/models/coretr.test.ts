@@ -10,7 +10,7 @@ import { CoReTr, forwardMacs, parameterCount } from "../../src/models/coretr.ts"
 
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "coretr.safetensors")));
 const meta = JSON.parse(file.metadata.case!);
-const KEYS = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", "coretr.txt");
+const KEYS = join(import.meta.dirname, "..", "golden", "models", "keys", "coretr.txt");
 
 const PAPER = {
   in_channels: 1, num_classes: 2, shallow_widths: [8, 16, 32, 64, 128], deep_widths: [16, 32, 64, 128, 192],

@@ -11,7 +11,7 @@ import { referencePoints3d, sinePositionEmbedding3d } from "../../src/models/def
 
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "cotr.safetensors")));
 const meta = JSON.parse(file.metadata.case!);
-const KEYS = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", "cotr.txt");
+const KEYS = join(import.meta.dirname, "..", "golden", "models", "keys", "cotr.txt");
 
 const PAPER = {
   in_channels: 1, num_classes: 2, act: "leakyrelu", stem_kernel: 7, stem_stride: [1, 2, 2], widths: [64, 192, 384, 384],

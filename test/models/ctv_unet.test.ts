@@ -8,7 +8,7 @@ import { readSafetensors } from "../../weights/safetensors.ts";
 import { CtvUNet, factory, forwardMacs, parameterCount, resolveConfig, stateDictKeys } from "../../src/models/ctv_unet.ts";
 
 const NAME = "ctv_unet";
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", `${NAME}.txt`);
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.ctv_unet */

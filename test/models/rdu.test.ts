@@ -9,7 +9,7 @@ import { readSafetensors } from "../../weights/safetensors.ts";
 import { PAPER_CONFIG, RDU, factory, forwardMacs, parameterCount, resolveConfig } from "../../src/models/rdu.ts";
 
 const NAME = "rdu";
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", `${NAME}.txt`);
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.rdu */

@@ -11,7 +11,7 @@ import {
 } from "../../src/models/resnet34_fpn.ts";
 
 const NAME = "resnet34_fpn";
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", `${NAME}.txt`);
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.resnet34_fpn.tiny2 (batch 2) */

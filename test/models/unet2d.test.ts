@@ -8,7 +8,7 @@ import { readSafetensors } from "../../weights/safetensors.ts";
 import { UNET2D_PAPER, UNet2d, factory, forwardMacs, parameterCount, resolveConfig } from "../../src/models/unet2d.ts";
 
 const NAME = "unet2d";
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", `${NAME}.txt`);
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.unet2d.tiny2 (5 levels, mid != out, batch 2) */

@@ -8,7 +8,7 @@ import { readSafetensors } from "../../weights/safetensors.ts";
 import { UNet3d, factory, forwardMacs, parameterCount, resolveConfig, stateDictKeys } from "../../src/models/unet3d.ts";
 
 const NAME = "unet3d";
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", `${NAME}.txt`);
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.unet3d */

@@ -7,7 +7,7 @@ import { noGrad } from "../../src/graph/index.ts";
 import { readSafetensors } from "../../weights/safetensors.ts";
 import { UNETR, factory, forwardMacs, fromMonaiUnetr, parameterCount } from "../../src/models/unetr.ts";
 
-const KEYS_FILE = join(import.meta.dirname, "..", "..", "..", "shared", "reference", "keys", "unetr.txt");
+const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", "unetr.txt");
 const meta = JSON.parse(readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "unetr.safetensors"))).metadata.case!);
 const PAPER = {
   in_channels: 1, num_classes: 2, img_size: [96, 96, 96], feature_size: 16, hidden_size: 768, mlp_dim: 3072,
