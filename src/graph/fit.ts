@@ -6,7 +6,19 @@ import { groups1d } from "./launch.ts";
 import type { HostArray, Module } from "./module.ts";
 import type { Optimizer } from "./optim.ts";
 import type { Schedule } from "./schedule.ts";
-import type { Sample, StepInfo } from "./train.ts";
+
+/** One training example: host arrays uploaded per step. */
+export interface Sample {
+  input: HostArray;
+  target: HostArray;
+}
+
+export interface StepInfo {
+  epoch: number;
+  step: number;
+  loss: number;
+  lr: number;
+}
 
 /** Samples of one epoch: a fixed list, or a function of the epoch (it may augment). Each sample's
  * input and target carry a leading batch dimension (usually 1); `fit` stacks `batchSize` of them

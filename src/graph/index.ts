@@ -8,4 +8,4 @@ export { ConstantLR, StepLR, PolyLR, ReduceLROnPlateau, type Schedule } from "./
 export { checkpointBytes, loadCheckpoint, type CheckpointParts } from "./checkpoint.ts";
 export * as nn from "./nn.ts";
 export { fit, segmentationDice, shuffledOrder, stackHost, type FitOptions, type FitEpoch, type SampleSource } from "./fit.ts";
-export { train, evaluate, type TrainOptions, type Sample, type StepInfo, type EpochInfo } from "./train.ts";
+export type { Sample, StepInfo } from "./fit.ts";
