@@ -1,4 +1,5 @@
-import { keep, numel, PulmoError, Tensor, shapeStr, type Device } from "../runtime/index.ts";
+import { keep, numel, PulmoError, Tensor, shapeStr, tidy, type Device } from "../runtime/index.ts";
+import { isGradEnabled } from "./tape.ts";
 import { readSafetensors, writeSafetensors, type TensorToWrite } from "../../weights/safetensors.ts";
 
 /** Host data for loading a state dict (from safetensors or a converter). */
@@ -41,6 +42,7 @@ export class Module {
 
   protected child<M extends Module>(name: string, m: M): M {
     this.children.set(name, m);
+    releaseTemporariesInInference(m);
     return m;
   }
 
@@ -157,3 +159,16 @@ export class Module {
   }
 }
 
+
+/** In inference (no tape), a child module's temporaries are dead once it returns: its forward runs
+ * inside a tidy scope that keeps only what it returns, so peak memory is one block's working set
+ * plus what the caller still holds, not the whole network's intermediates. With the tape on,
+ * intermediates stay alive for the backward (the tape retains what it needs). */
+function releaseTemporariesInInference(m: Module): void {
+  const forward = (m as unknown as { forward?: (...args: unknown[]) => unknown }).forward;
+  if (typeof forward !== "function" || Object.prototype.hasOwnProperty.call(m, "forward")) return;
+  Object.defineProperty(m, "forward", {
+    value: (...args: unknown[]) =>
+      isGradEnabled() ? forward.apply(m, args) : tidy(m.device, () => forward.apply(m, args)),
+  });
+}

@@ -164,17 +164,17 @@ export function keep(t: Tensor): Tensor {
   return t;
 }
 
-type Kept = Tensor | Tensor[] | Record<string, Tensor> | void | undefined | null;
-
-function keptTensors(result: unknown): Tensor[] {
-  if (result instanceof Tensor) return [result];
-  if (Array.isArray(result)) return result.filter((r): r is Tensor => r instanceof Tensor);
-  if (result && typeof result === "object") return Object.values(result).filter((r): r is Tensor => r instanceof Tensor);
-  return [];
+/** Every tensor reachable from a returned value through arrays and plain objects. */
+function keptTensors(result: unknown, out: Tensor[] = [], depth = 0): Tensor[] {
+  if (result instanceof Tensor) out.push(result);
+  else if (depth < 4 && Array.isArray(result)) for (const r of result) keptTensors(r, out, depth + 1);
+  else if (depth < 4 && result && typeof result === "object" && Object.getPrototypeOf(result) === Object.prototype)
+    for (const r of Object.values(result)) keptTensors(r, out, depth + 1);
+  return out;
 }
 
 /** Runs fn and disposes every tensor created inside it except those it returns (like tf.tidy). */
-export function tidy<T extends Kept>(device: Device, fn: () => T): T {
+export function tidy<T>(device: Device, fn: () => T): T {
   const scope = new Set<{ dispose(): void }>();
   device.scopes.push(scope);
   let result: T;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { useDevice } from "../helpers.ts";
-import { Module, type Device, type HostArray } from "../../src/node.ts";
+import { Module, nn, noGrad, relu, sizeClass, Tensor, type Device, type HostArray } from "../../src/node.ts";
 
 class Conv extends Module {
   constructor(d: Device, cin: number, cout: number) {
@@ -89,5 +89,46 @@ describe("Module safetensors", () => {
     const c = new Block(dev());
     expect(() => c.loadSafetensors(bytes)).toThrow(/unexpected enc\.conv\.weight/);
     a.dispose(); b.dispose(); c.dispose();
+  });
+});
+
+describe("Module inference memory", () => {
+  const dev = useDevice();
+  class ConvBnRelu extends Module {
+    conv: nn.Conv3d;
+    bn: nn.BatchNorm;
+    constructor(d: Device) {
+      super(d);
+      this.conv = this.child("conv", new nn.Conv3d(d, 2, 2, 3, { padding: 1 }));
+      this.bn = this.child("bn", new nn.BatchNorm(d, 2));
+    }
+    forward(x: Tensor): Tensor {
+      return relu(this.bn.forward(this.conv.forward(x)));
+    }
+  }
+  class Outer extends Module {
+    block: ConvBnRelu;
+    constructor(d: Device) {
+      super(d);
+      this.block = this.child("block", new ConvBnRelu(d));
+    }
+    forward(x: Tensor): Tensor {
+      return this.block.forward(x);
+    }
+  }
+  it("frees a child's temporaries when it returns under noGrad, keeps them for the tape otherwise", () => {
+    const d = dev();
+    const net = new Outer(d).eval();
+    const x = Tensor.zeros(d, [1, 2, 8, 8, 8]);
+    const one = sizeClass(x.bytes);
+    const before = d.pool.inUseBytes;
+    const y = noGrad(() => net.forward(x));
+    expect(d.pool.inUseBytes - before).toBe(one); // conv and bn outputs are already back in the pool
+    y.dispose();
+    x.requiresGrad = true;
+    const z = net.forward(x);
+    expect(d.pool.inUseBytes - before).toBeGreaterThanOrEqual(3 * one); // conv, bn and relu outputs (+ saved stats)
+    z.dispose();
+    net.dispose();
   });
 });
