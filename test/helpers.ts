@@ -75,3 +75,15 @@ export function modelGoldenTest(name: string): void {
     expect(r.pass).toBe(true);
   });
 }
+
+/** The reference state-dict key list of a network at its paper preset
+ * (test/golden/models/keys/<name>.txt): every "key [shape]" line, and those left once PyTorch's
+ * BN step counters (num_batches_tracked: the engine keeps none, loadStateDict skips them) are dropped. */
+export function referenceKeyLines(name: string): { lines: string[]; kept: string[] } {
+  const lines = readFileSync(join(GOLDEN_MODELS_DIR, "keys", `${name}.txt`), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+  return { lines, kept: lines.filter((l) => !/\.num_batches_tracked \[\]$/.test(l)).map((l) => l.trim()) };
+}
+
+/** A module's state dict as "key [shape]" lines, comparable with referenceKeyLines. */
+export const stateDictLines = (m: { stateDict(): Map<string, { shape: readonly number[] }> }): string[] =>
+  [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
+import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice, referenceKeyLines, stateDictLines } from "../helpers.ts";
 import { PulmoError, Tensor, tidy, type HostArray } from "../../src/node.ts";
 import { backward, noGrad } from "../../src/graph/index.ts";
 import { softDiceSigmoidLoss } from "../../src/graph/ops/loss.ts";
@@ -9,7 +9,6 @@ import { readSafetensors } from "../../weights/safetensors.ts";
 import { PAPER_CONFIG, RDU, factory, forwardMacs, parameterCount, resolveConfig } from "../../src/models/rdu.ts";
 
 const NAME = "rdu";
-const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.rdu */
@@ -19,14 +18,12 @@ const TINY2 = { ...PAPER, widths: [3, 5, 6, 7], n_lstm: 3, input_shape: [1, 1, 6
 /** "key [shape]" lines of shared/reference/keys/rdu.txt (paper preset), in file order, without
  * num_batches_tracked (PyTorch's BN step counter: the engine does not keep it, loadStateDict skips it). */
 function paperKeys(): string[] {
-  const lines = readFileSync(KEYS_FILE, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-  const kept = lines.filter((l) => !/\.num_batches_tracked \[\]$/.test(l)).map((l) => l.trim());
+  const { lines, kept } = referenceKeyLines(NAME);
   expect([lines.length, kept.length]).toEqual([113, 98]); // 15 BatchNorms (12 conv + 3 ConvLSTM)
   return kept;
 }
 
-const keysOf = (m: { stateDict(): Map<string, { shape: readonly number[] }> }) =>
-  [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);
+const keysOf = stateDictLines;
 
 const goldenParams = () => {
   const params = new Map<string, HostArray>();

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
+import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice, referenceKeyLines, stateDictLines } from "../helpers.ts";
 import { rng } from "../random.ts";
 import { PulmoError, Tensor, tidy } from "../../src/node.ts";
 import { backward, conv2d, noGrad, sum } from "../../src/graph/index.ts";
@@ -11,7 +11,6 @@ import {
 } from "../../src/models/resnet34_fpn.ts";
 
 const NAME = "resnet34_fpn";
-const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.resnet34_fpn.tiny2 (batch 2) */
@@ -23,14 +22,12 @@ const TINY2 = {
 /** "key [shape]" lines of shared/reference/keys/resnet34_fpn.txt (paper preset), in file order, without
  * num_batches_tracked (PyTorch's BN step counter: the engine does not keep it, loadStateDict skips it). */
 function paperKeys(): string[] {
-  const lines = readFileSync(KEYS_FILE, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-  const kept = lines.filter((l) => !/\.num_batches_tracked \[\]$/.test(l)).map((l) => l.trim());
+  const { lines, kept } = referenceKeyLines(NAME);
   expect([lines.length, kept.length]).toEqual([254, 212]); // 42 BatchNorms
   return kept;
 }
 
-const keysOf = (m: { stateDict(): Map<string, { shape: readonly number[] }> }) =>
-  [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);
+const keysOf = stateDictLines;
 
 /** A torchvision-style resnet state dict (keys and order of torchvision.models.resnet, 3-channel
  * conv1, fc head) at small widths, filled with seeded random values. */

@@ -1,14 +1,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
+import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice, referenceKeyLines, stateDictLines } from "../helpers.ts";
 import { PulmoError, Tensor, tidy, type HostArray } from "../../src/node.ts";
 import { noGrad } from "../../src/graph/index.ts";
 import { readSafetensors } from "../../weights/safetensors.ts";
 import { UNet3d, factory, forwardMacs, parameterCount, resolveConfig, stateDictKeys } from "../../src/models/unet3d.ts";
 
 const NAME = "unet3d";
-const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", `${NAME}.txt`);
 const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
 const meta = JSON.parse(file.metadata.case!);
 /** shared/reference/models.py PRESETS.unet3d */
@@ -21,14 +20,12 @@ const TINY2 = { ...PAPER, enc: [[3, 6], [6, 10], [10, 14], [14, 20]], dec: [[12,
 /** "key [shape]" lines of shared/reference/keys/unet3d.txt (paper preset), in file order, without
  * num_batches_tracked (PyTorch's BN step counter: the engine does not keep it, loadStateDict skips it). */
 function paperKeys(): string[] {
-  const lines = readFileSync(KEYS_FILE, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-  const kept = lines.filter((l) => !/\.num_batches_tracked \[\]$/.test(l)).map((l) => l.trim());
+  const { lines, kept } = referenceKeyLines(NAME);
   expect([lines.length, kept.length]).toEqual([89, 75]); // 14 BatchNorms
   return kept;
 }
 
-const keysOf = (m: { stateDict(): Map<string, { shape: readonly number[] }> }) =>
-  [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);
+const keysOf = stateDictLines;
 
 describe(NAME, () => {
   modelGoldenTest(NAME);
