@@ -1,39 +1,17 @@
 // Kernel throughput against this adapter's measured ceilings (FMA-only and copy shaders).
 // `npm run bench:kernels` (full sizes of issue 7) or `-- --quick` (sizes ÷ 2 per axis, for a smoke run).
 // Each figure: median of ≥ 5 timed runs after one warm-up, GPU completion included.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import {
-  createDevice, Tensor, tidy, backward, noGrad, writeFileAtomic,
+  createDevice, Tensor, tidy, backward, noGrad,
   conv3d, convTranspose3d, instanceNorm, batchNorm, layerNorm, softmax, matmul, linear, leakyRelu,
   maxPool3d, upsample, msDeformAttn3d, convLstm2d, type Device,
 } from "../src/node.ts";
+import { median as medianOf, fmaCeiling as measureFma, copyCeiling as measureCopy, rand, writeResult } from "./common.ts";
 
 const quick = process.argv.includes("--quick");
 const reps = quick ? 3 : 5;
-const out = join(import.meta.dirname, "results");
 
-async function median(device: Device, fn: () => void): Promise<number> {
-  fn();
-  await device.flush();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    await device.flush();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
-
-function rand(device: Device, shape: number[], scale = 1): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  let s = 12345;
-  for (let i = 0; i < n; i++) data[i] = ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 2 * scale;
-  return Tensor.from(device, data, shape);
-}
+const median = (device: Device, fn: () => void) => medianOf(device, fn, reps);
 
 interface Row { kernel: string; direction: "forward" | "backward"; shape: string; ms: number; gflops?: number; gbps?: number; fraction: number }
 
@@ -41,14 +19,8 @@ const device = await createDevice();
 const s = (n: number) => (quick ? Math.max(2, n >> 1) : n);
 
 // Ceilings
-const fmaInv = 65536, fmaIters = quick ? 128 : 512;
-const fmaOut = Tensor.empty(device, [fmaInv]);
-const fmaMs = await median(device, () => device.dispatch({ kernel: "bench/fma", bindings: { out: fmaOut }, uniforms: { iters: fmaIters, seed: 0.5 }, workgroups: fmaInv / 64, label: "fma ceiling" }));
-const fmaCeiling = (fmaInv * fmaIters * 64) / fmaMs / 1e6;
-const copyN = (quick ? 8 : 32) * 1024 * 1024 / 4;
-const cx = Tensor.zeros(device, [copyN]), cy = Tensor.empty(device, [copyN]);
-const copyMs = await median(device, () => device.dispatch({ kernel: "bench/copy", bindings: { x: cx, y: cy }, uniforms: { n4: copyN / 4 }, workgroups: copyN / 4 / 64, label: "copy ceiling" }));
-const copyCeiling = (copyN * 8) / copyMs / 1e6;
+const fmaCeiling = await measureFma(device, reps, quick ? 128 : 512);
+const copyCeiling = await measureCopy(device, reps, (quick ? 8 : 32) * 1024 * 1024 / 4);
 console.log(`adapter: ${device.adapterDescription}`);
 console.log(`ceilings: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s`);
 
@@ -129,15 +101,14 @@ async function bench(kernel: string, shape: string, fwd: () => Tensor, inputs: T
   await bench("convlstm2d", `T ${T}, ${hid} hidden, ${hw}²`, () => convLstm2d(x, w, b, { hidden: hid, kernel: 3, recurrentActivation: "hard_sigmoid" }), [x, w, b], { flops, bwdFlops: 2 * flops });
 }
 
-mkdirSync(out, { recursive: true });
 const result = { adapter: device.adapterDescription, date: new Date().toISOString(), quick, ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2) }, rows };
-writeFileAtomic(join(out, quick ? "kernels.quick.json" : "kernels.json"), new TextEncoder().encode(JSON.stringify(result, null, 2) + "\n"));
+writeResult(quick ? "kernels.quick.json" : "kernels.json", JSON.stringify(result, null, 2) + "\n");
 const md = [
   `# Kernel bench (${quick ? "quick sizes" : "issue 7 sizes"})`, "",
   `Adapter: ${device.adapterDescription}. Ceilings measured in the same run: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s. Median of ${reps} after warm-up; backward = (forward + backward) − forward.`, "",
   "| kernel | dir | shape | ms | GFLOP/s | GB/s | % of ceiling |", "|---|---|---|---|---|---|---|",
   ...rows.map((r) => `| ${r.kernel} | ${r.direction} | ${r.shape} | ${r.ms} | ${r.gflops ?? ""} | ${r.gbps ?? ""} | ${(r.fraction * 100).toFixed(1)} |`),
 ].join("\n");
-writeFileAtomic(join(out, quick ? "kernels.quick.md" : "kernels.md"), new TextEncoder().encode(md + "\n"));
+writeResult(quick ? "kernels.quick.md" : "kernels.md", md + "\n");
 device.destroy();
 process.exit(0);

@@ -1,0 +1,64 @@
+// Shared by bench/kernels.ts and bench/models.ts: timing with GPU completion, the adapter's
+// measured ceilings (kernels/bench/fma.wgsl, kernels/bench/copy.wgsl), seeded inputs, result files.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Tensor, writeFileAtomic, type Device } from "../src/node.ts";
+
+export const resultsDir = join(import.meta.dirname, "results");
+
+/** Median wall time (ms) of `reps` runs of `fn` after one warm-up run; each run ends with
+ * device.flush(), so the time includes GPU completion. `after` runs after each flush (the warm-up's
+ * too), outside the timed span. */
+export async function median(device: Device, fn: () => void, reps: number, after?: () => void): Promise<number> {
+  return (await timings(device, fn, reps, after)).median;
+}
+
+/** The timed runs themselves (ms, in order) and their median; see median(). */
+export async function timings(device: Device, fn: () => void, reps: number, after?: () => void): Promise<{ median: number; times: number[] }> {
+  fn();
+  await device.flush();
+  after?.();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    await device.flush();
+    times.push(performance.now() - t0);
+    after?.();
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)]!, times };
+}
+
+/** FMA ceiling (GFLOP/s): `invocations` threads of kernels/bench/fma.wgsl, each 64 FLOP per iteration
+ * (8 independent vec4 FMA chains), median of `reps` after a warm-up. */
+export async function fmaCeiling(device: Device, reps: number, iters: number, invocations = 65536): Promise<number> {
+  const out = Tensor.empty(device, [invocations]);
+  const ms = await median(device, () => device.dispatch({ kernel: "bench/fma", bindings: { out }, uniforms: { iters, seed: 0.5 }, workgroups: invocations / 64, label: "fma ceiling" }), reps);
+  out.dispose();
+  return (invocations * iters * 64) / ms / 1e6;
+}
+
+/** Copy ceiling (GB/s, bytes read + written) of kernels/bench/copy.wgsl over `n` floats (n divisible by 256). */
+export async function copyCeiling(device: Device, reps: number, n: number): Promise<number> {
+  const x = Tensor.zeros(device, [n]), y = Tensor.empty(device, [n]);
+  const ms = await median(device, () => device.dispatch({ kernel: "bench/copy", bindings: { x, y }, uniforms: { n4: n / 4 }, workgroups: n / 4 / 64, label: "copy ceiling" }), reps);
+  x.dispose();
+  y.dispose();
+  return (n * 8) / ms / 1e6;
+}
+
+/** Uniform values in [−scale, scale) from a fixed LCG seed (the same data on every run). */
+export function rand(device: Device, shape: number[], scale = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) data[i] = ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 2 * scale;
+  return Tensor.from(device, data, shape);
+}
+
+/** Writes `text` to bench/results/<name> atomically (creating the folder). */
+export function writeResult(name: string, text: string): void {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileAtomic(join(resultsDir, name), new TextEncoder().encode(text));
+}
