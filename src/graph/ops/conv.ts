@@ -7,6 +7,7 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
+import { convDepthSlabs, recordSplitForward } from "./split.ts";
 
 export interface ConvOptions {
   stride?: number | number[];
@@ -219,40 +220,25 @@ function unpackSaved(saved: Tensor[], needX: boolean, needW: boolean): { xs?: Te
  * of dy with the same weight, at x's size; grad weight correlates x with dy (their roles swap for
  * the transposed conv); grad bias sums dy. Only what the needed gradients read is kept alive: x
  * for dw, weight for dx. */
-/** Conv forward for tensors over one storage binding: for each sample, runs of output depth rows
- * whose input rows (halo included) and output rows fit a binding are convolved separately. The
- * rows are gathered into a zero-filled slab and the results scattered back with buffer copies,
- * which have no binding limit, so neither big tensor is ever bound. Rows outside the volume stay
- * zero in the slab, which is the depth padding. */
-function convForwardInDepthSlabs(x: Tensor, w: Tensor, bias: Tensor | null, cout: number, outShape: number[], g: Geometry, name: string): Tensor {
-  const device = x.device;
-  const limit = device.limits.maxBindingBytes;
-  const [, cin, D, H, W] = x.shape as number[];
-  const [, , oD, oH, oW] = outShape as number[];
-  const [k, s, p, dl] = [g.k[0], g.stride[0], g.pad[0], g.dil[0]];
-  const inRows = (r: number) => (r - 1) * s + dl * (k - 1) + 1;
-  let rows = oD;
-  while (rows > 1 && (cin! * inRows(rows) * H! * W! * 4 > limit || cout * rows * oH! * oW! * 4 > limit)) rows = Math.ceil(rows / 2);
-  if (cin! * inRows(rows) * H! * W! * 4 > limit || cout * rows * oH! * oW! * 4 > limit)
-    throw new PulmoError(`${name}: one output depth row of ${shapeStr(x.shape)} → ${shapeStr(outShape)} does not fit the ${limit}-byte storage binding limit`);
-  const y = Tensor.empty(device, outShape, "f32", name);
-  const [plane, oPlane] = [H! * W! * 4, oH! * oW! * 4];
-  const slabGeometry: Geometry = { ...g, batch: 1, pad: [0, g.pad[1], g.pad[2]] };
-  for (let n = 0; n < g.batch; n++)
-    for (let d0 = 0; d0 < oD!; d0 += rows) {
-      const r = Math.min(rows, oD! - d0);
-      const a = d0 * s - p, rin = inRows(r);
-      const [lo, hi] = [Math.max(a, 0), Math.min(a + rin, D!)];
-      const slab = Tensor.zeros(device, [1, cin!, rin, H!, W!]);
-      if (hi > lo)
-        for (let c = 0; c < cin!; c++)
-          device.copy(x.buffer, x.byteOffset + ((n * cin! + c) * D! + lo) * plane, slab.buffer, (c * rin + lo - a) * plane, (hi - lo) * plane);
-      const part = launchGather(false, slab, w, bias, cout, [1, cout, r, oH!, oW!], slabGeometry, name);
-      for (let c = 0; c < cout; c++)
-        device.copy(part.buffer, c * r * oPlane, y.buffer, y.byteOffset + ((n * cout + c) * oD! + d0) * oPlane, r * oPlane);
-      slab.dispose();
-      part.dispose();
-    }
+/** Forward of a convolution whose input or output exceeds one storage binding, in depth slabs
+ * (split.ts convDepthSlabs; 2D runs as 3D [N, C, H, W, 1] so its slabs are runs of rows). The
+ * slab convolutions are ordinary launches with batch 1 and the slab's depth padding. */
+function convForwardSplit(op: string, transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | null, cout: number, outShape: number[], g: Geometry): Tensor {
+  const is2d = x.rank === 4;
+  // 2D geometry is [1, kh, kw] etc.; as 3D over [H, W, 1] it becomes [kh, kw, 1].
+  const g3: Geometry = is2d
+    ? { ...g, k: [g.k[1], g.k[2], 1], stride: [g.stride[1], g.stride[2], 1], pad: [g.pad[1], g.pad[2], 0], dil: [g.dil[1], g.dil[2], 1] }
+    : g;
+  const x5 = is2d ? x.reshape([...x.shape, 1]) : x;
+  const out5 = is2d ? [...outShape, 1] : outShape;
+  const depth = { k: g3.k[0], s: g3.stride[0], p: g3.pad[0], dil: g3.dil[0] };
+  const y5 = convDepthSlabs(op, transposed, x5, out5, depth, (slab, partShape, padD) =>
+    launchGather(transposed, slab, w, bias, cout, partShape, { ...g3, batch: 1, pad: [padD, g3.pad[1], g3.pad[2]] }, op),
+  );
+  if (!is2d) return y5;
+  const y = y5.reshape(outShape);
+  x5.dispose();
+  y5.dispose();
   return y;
 }
 
@@ -261,9 +247,8 @@ function convOp(op: string, transposed: boolean, x: Tensor, weight: Tensor, bias
   const outShape = [g.batch, cout, ...outSp];
   const limit = x.device.limits.maxBindingBytes;
   const oversized = x.bytes > limit || numel(outShape) * 4 > limit;
-  const y = oversized && !transposed && outSp.length === 3
-    ? convForwardInDepthSlabs(x, weight, bias, cout, outShape, g, op)
-    : launchGather(transposed, x, weight, bias, cout, outShape, g, op);
+  if (oversized) return recordSplitForward(op, convForwardSplit(op, transposed, x, weight, bias, cout, outShape, g), [x, weight, bias], x.shape);
+  const y = launchGather(transposed, x, weight, bias, cout, outShape, g, op);
   const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
   const [xShape, wShape] = [[...x.shape], [...weight.shape]];
   return record(op, y, [x, weight, bias], savedFor(x, weight, needX, needW), (dy, saved) => {

@@ -2,6 +2,7 @@
 // concat, stack) and kernels/layout/pad.wgsl (pad, slice, and both their backwards).
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
+import { concatByCopies, overBindingLimit, sliceByCopies } from "./split.ts";
 import { coalesceDims, contiguousStrides, expectFloat, expectSameDevice, groups1d, label, normAxis } from "../launch.ts";
 
 /** reshape as an autograd op: a view forward, the gradient reshaped back. */
@@ -162,13 +163,17 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
   let off = 0;
   for (const t of tensors) {
     offsets.push(off);
-    launchCopy("concat", t, y, t.shape, contiguousStrides(t.shape), ostr, 0, off * ostr[ax]!);
     off += t.shape[ax]!;
   }
+  // Over one storage binding: contiguous buffer copies, which bind nothing (split.ts).
+  const split = overBindingLimit(first.device, y.bytes);
+  if (split) concatByCopies(tensors, ax, y);
+  else tensors.forEach((t, i) => launchCopy("concat", t, y, t.shape, contiguousStrides(t.shape), ostr, 0, offsets[i]! * ostr[ax]!));
   const need = tensors.map((t) => t.requiresGrad);
   const lengths = tensors.map((t) => t.shape[ax]!);
+  const cut = split ? sliceByCopies : sliceRaw;
   return record("concat", y, tensors, [], (dy) =>
-    need.map((n, i) => (n ? sliceRaw(dy, ax, offsets[i]!, offsets[i]! + lengths[i]!) : null)),
+    need.map((n, i) => (n ? cut(dy, ax, offsets[i]!, offsets[i]! + lengths[i]!) : null)),
   );
 }
 

@@ -2,6 +2,7 @@ import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { needsGrad, record } from "../tape.ts";
 import { expectFloat, expectSameDevice, expectShape, groups1d, label } from "../launch.ts";
 import { sumMiddle } from "./reduce.ts";
+import { channelSlice, overBindingLimit, recordSplitForward, splitChannels } from "./split.ts";
 
 // Instance, batch and layer normalisation share one set of kernels (kernels/norm/):
 //   stats_partial.wgsl + stats_merge.wgsl   mean and biased variance per group (two-pass per
@@ -244,6 +245,17 @@ export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | nu
   checkEps(op, eps);
   checkNonEmpty(op, x);
   if (s < 2) throw new PulmoError(`${op}: expected more than 1 spatial element per instance, got 'x' ${shapeStr(x.shape)}`);
+  if (overBindingLimit(x.device, x.bytes)) {
+    // per (sample, channel range): each instance is normalised on its own
+    const y = splitChannels(op, x, x.shape, (xs, c0, c1) => {
+      const [ws, bs] = [channelSlice(weight, c0, c1), channelSlice(bias, c0, c1)];
+      const ys = instanceNorm(xs, ws, bs, { eps });
+      ws?.dispose();
+      bs?.dispose();
+      return ys;
+    });
+    return recordSplitForward(op, y, [x, weight, bias], x.shape);
+  }
   const L: Layout = { groups: n * c, count: s, gstride: s, seglen: s, segstride: 0, sdiv: s, smod: n * c, adiv: s, amod: c };
   return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
     rowWeight: false,
@@ -299,6 +311,10 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   checkNonEmpty(op, x);
   const L: Layout = { groups: c, count: n * s, gstride: s, seglen: s, segstride: c * s, sdiv: s, smod: c, adiv: s, amod: c };
 
+  if (opts.training && overBindingLimit(x.device, x.bytes))
+    throw new PulmoError(
+      `${op}: training mode is not supported for 'x' ${shapeStr(x.shape)} over the ${x.device.limits.maxBindingBytes}-byte storage binding limit (batch statistics span every sample; eval mode splits, see docs/ops/split.md)`,
+    );
   if (opts.training) {
     if (n * s < 2)
       throw new PulmoError(`${op}: expected more than 1 value per channel when training, got 'x' ${shapeStr(x.shape)}`);
@@ -315,6 +331,19 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   }
 
   if (!rm || !rv) throw new PulmoError(`${op}: eval mode (training: false) needs runningMean and runningVar`);
+  if (overBindingLimit(x.device, x.bytes)) {
+    // eval: a per-channel affine map with fixed statistics, split per (sample, channel range)
+    const xb = x.rank === 2 ? x.reshape([n, c, 1]) : x;
+    const yb = splitChannels(op, xb, xb.shape, (xs, c0, c1) => {
+      const [ws, bs, ms, vs] = [weight, bias, rm, rv].map((t) => channelSlice(t, c0, c1));
+      const ys = batchNorm(xs, ws ?? null, bs ?? null, { training: false, eps, runningMean: ms, runningVar: vs });
+      for (const t of [ws, bs, ms, vs]) t?.dispose();
+      return ys;
+    });
+    const y = xb === x ? yb : yb.reshape(x.shape);
+    if (xb !== x) [xb, yb].forEach((t) => t.dispose());
+    return recordSplitForward(op, y, [x, weight, bias], x.shape);
+  }
   const fwd: ApplyArgs = { op, x, mean: rm, var_: rv, weight, L, eps };
   const y = applyForward(fwd, bias);
   if (!needsGrad(x, weight, bias)) return y;

@@ -1,6 +1,7 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, groups1d, label } from "../launch.ts";
+import { overBindingLimit, recordSplitForward, splitChannels } from "./split.ts";
 
 /** A per-spatial-dim setting: one number for every dim, or one per dim. */
 type SpatialArg = number | readonly number[];
@@ -62,6 +63,14 @@ function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tens
     pad: to3(pad, 0),
     dil: to3(dil, 1),
   };
+  if (overBindingLimit(device, x.bytes, numel(yShape) * 4)) {
+    // per (sample, channel range); an unbatched x is one sample
+    const xb = x.rank === dims + 1 ? x.reshape([1, ...x.shape]) : x;
+    const yb = splitChannels(op, xb, [...xb.shape.slice(0, 2), ...out], (xs) => maxPool(op, xs, dims, opts));
+    const y = xb === x ? yb : yb.reshape(yShape);
+    if (xb !== x) [xb, yb].forEach((t) => t.dispose());
+    return recordSplitForward(op, y, [x], x.shape);
+  }
   const y = Tensor.empty(device, yShape);
   const idx = Tensor.empty(device, yShape, "u32", "argmax");
   device.dispatch({
