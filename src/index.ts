@@ -3,3 +3,4 @@ export * from "./graph/index.ts";
 export * from "./models/index.ts";
 export { readSafetensors, writeSafetensors, SafetensorsError, type SafetensorsFile } from "../weights/safetensors.ts";
 export { readNifti, writeNifti, writeMaskLike, NiftiError, type NiftiVolume, type NiftiDtype } from "./io/nifti.ts";
+export * from "./pipeline/inference.ts";
