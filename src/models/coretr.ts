@@ -2,6 +2,7 @@ import { PulmoError, shapeStr, tidy, type Device, type Tensor } from "../runtime
 import { Module } from "../graph/module.ts";
 import { Conv3d, ConvTranspose3d, InstanceNorm } from "../graph/nn.ts";
 import { add, relu, upsample } from "../graph/ops/index.ts";
+import { checkConfigKeys, checkDropout, checkPosInts, isPosInt, isPosIntList } from "./config.ts";
 import type { ModelFactory, SegmentationNet } from "./model.ts";
 import { DeformableTransformer, deformableTransformerMacs, deformableTransformerParams, splitTokens, type DeformableTransformerConfig } from "./deformable_transformer.ts";
 
@@ -30,7 +31,6 @@ export interface CoReTrConfig {
   input_shape?: number[];
 }
 
-const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 
 /** The paper preset (shared/reference/models.py PRESETS.coretr.paper): a key left out of a config
  * (or null/undefined) takes this value. */
@@ -41,20 +41,14 @@ export const PAPER_CONFIG: Readonly<Record<string, any>> = Object.freeze({
 });
 
 function validate(user: Record<string, any>): CoReTrConfig {
-  const bad = (msg: string): never => {
-    throw new PulmoError(`coretr config: ${msg}`);
-  };
-  if (user === null || typeof user !== "object" || Array.isArray(user)) bad(`expected an object, got ${JSON.stringify(user)}`);
-  const unknown = Object.keys(user).filter((k) => !(k in PAPER_CONFIG) && k !== "input_shape");
-  if (unknown.length) bad(`unknown key(s) ${unknown.join(", ")} (known: ${Object.keys(PAPER_CONFIG).join(", ")}, input_shape)`);
+  const bad = checkConfigKeys("coretr", user, [...Object.keys(PAPER_CONFIG), "input_shape"]);
   const cfg: Record<string, any> = { ...PAPER_CONFIG };
   for (const [k, v] of Object.entries(user)) if (v !== undefined && v !== null) cfg[k] = v;
-  for (const k of ["in_channels", "num_classes", "res_kernel", "dec_kernel", "d_model", "n_heads", "n_layers", "d_ffn", "n_points"])
-    if (!isPosInt(cfg[k])) bad(`${k} must be a positive integer, got ${JSON.stringify(cfg[k])}`);
+  checkPosInts(bad, ["in_channels", "num_classes", "res_kernel", "dec_kernel", "d_model", "n_heads", "n_layers", "d_ffn", "n_points"], (k) => cfg[k]);
   for (const k of ["res_kernel", "dec_kernel"]) if (cfg[k] % 2 !== 1) bad(`${k} must be odd, got ${cfg[k]}`);
   const list = (k: string, n: number): number[] => {
     const v = cfg[k];
-    if (!Array.isArray(v) || v.length !== n || !v.every(isPosInt)) bad(`${k} must be ${n} positive integers, got ${JSON.stringify(v)}`);
+    if (!isPosIntList(v, n)) bad(`${k} must be ${n} positive integers, got ${JSON.stringify(v)}`);
     return [...v];
   };
   const ws = list("shallow_widths", 5), wd = list("deep_widths", 5);
@@ -66,8 +60,8 @@ function validate(user: Record<string, any>): CoReTrConfig {
   if (f % 2 !== 0 || (f + (cfg.d_model % 3)) % 2 !== 0)
     bad(`d_model ${cfg.d_model}: the positional blocks floor(d/3) and floor(d/3) + d%3 must both be even`);
   const dropout = cfg.dropout ?? 0;
-  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) bad(`dropout must be in [0, 1), got ${JSON.stringify(cfg.dropout)}`);
-  if (cfg.input_shape !== undefined && (!Array.isArray(cfg.input_shape) || cfg.input_shape.length !== 5 || !cfg.input_shape.every(isPosInt)))
+  checkDropout(bad, dropout, cfg.dropout);
+  if (cfg.input_shape !== undefined && !isPosIntList(cfg.input_shape, 5))
     bad(`input_shape must be [N, C, D, H, W], got ${JSON.stringify(cfg.input_shape)}`);
   return {
     in_channels: cfg.in_channels, num_classes: cfg.num_classes, shallow_widths: ws, deep_widths: wd, shallow_blocks: sb,

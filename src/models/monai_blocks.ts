@@ -1,4 +1,5 @@
 import { PulmoError, type Device, type Tensor } from "../runtime/index.ts";
+import { checkConfigKeys, checkDropout, checkPosInts, isPosInt, isPosIntList } from "./config.ts";
 import { Module } from "../graph/module.ts";
 import { BatchNorm, Conv3d, ConvTranspose3d, Dropout, InstanceNorm, PReLU } from "../graph/nn.ts";
 import { relu, sigmoid } from "../graph/ops/index.ts";
@@ -108,14 +109,7 @@ export class MConv extends Module implements Layer {
 // Config validation shared by both networks (keys of shared/reference/models.py _ATT / _RES)
 // ---------------------------------------------------------------------------------------------
 
-export const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
-
-/** Throws `${what} config: msg`. */
-export function configError(what: string): (msg: string) => never {
-  return (msg: string): never => {
-    throw new PulmoError(`${what} config: ${msg}`);
-  };
-}
+export { configError, isPosInt } from "./config.ts";
 
 /** Checks the keys common to MONAI UNet and AttentionUnet; rejects unknown keys. */
 export function validateUNetLike(
@@ -123,11 +117,9 @@ export function validateUNetLike(
   cfg: Record<string, any>,
   extraKeys: string[],
 ): { in_channels: number; num_classes: number; channels: number[]; strides: number[]; kernel_size: number; up_kernel_size: number; dropout: number; input_shape?: number[] } {
-  const bad = configError(what);
-  if (cfg === null || typeof cfg !== "object" || Array.isArray(cfg)) bad(`expected an object, got ${JSON.stringify(cfg)}`);
-  const known = new Set(["in_channels", "num_classes", "channels", "strides", "kernel_size", "up_kernel_size", "dropout", "input_shape", ...extraKeys]);
-  for (const k of Object.keys(cfg)) if (!known.has(k)) bad(`unknown key '${k}' (known: ${[...known].join(", ")})`);
-  for (const k of ["in_channels", "num_classes"]) if (!isPosInt(cfg[k])) bad(`${k} must be a positive integer, got ${JSON.stringify(cfg[k])}`);
+  const known = ["in_channels", "num_classes", "channels", "strides", "kernel_size", "up_kernel_size", "dropout", "input_shape", ...extraKeys];
+  const bad = checkConfigKeys(what, cfg, known);
+  checkPosInts(bad, ["in_channels", "num_classes"], (k) => cfg[k]);
   const ch = cfg.channels;
   if (!Array.isArray(ch) || ch.length < 2 || !ch.every(isPosInt)) bad(`channels must be a list of at least 2 positive integers, got ${JSON.stringify(ch)}`);
   const st = cfg.strides;
@@ -138,8 +130,8 @@ export function validateUNetLike(
   for (const [name, v] of [["kernel_size", k], ["up_kernel_size", uk]] as const)
     if (!isPosInt(v) || v % 2 !== 1) bad(`${name} must be an odd positive integer (MONAI 'same' padding k // 2), got ${JSON.stringify(v)}`);
   const dropout = cfg.dropout ?? 0;
-  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) bad(`dropout must be a number in [0, 1), got ${JSON.stringify(cfg.dropout)}`);
-  if (cfg.input_shape !== undefined && (!Array.isArray(cfg.input_shape) || cfg.input_shape.length !== 5 || !cfg.input_shape.every(isPosInt)))
+  checkDropout(bad, dropout, cfg.dropout);
+  if (cfg.input_shape !== undefined && !isPosIntList(cfg.input_shape, 5))
     bad(`input_shape must be [N, C, D, H, W], got ${JSON.stringify(cfg.input_shape)}`);
   return { in_channels: cfg.in_channels, num_classes: cfg.num_classes, channels: [...ch], strides: [...st], kernel_size: k, up_kernel_size: uk, dropout, input_shape: cfg.input_shape };
 }

@@ -1,4 +1,5 @@
 import { PulmoError, shapeStr, tidy, type Device, type Tensor } from "../runtime/index.ts";
+import { checkConfigKeys, checkDropout, checkPosInts, isPosInt, isPosIntList } from "./config.ts";
 import { Module } from "../graph/module.ts";
 import { BatchNorm, Conv2d, Conv3d, ConvTranspose3d, Dropout } from "../graph/nn.ts";
 import { Generator } from "../graph/ops/dropout.ts";
@@ -26,7 +27,6 @@ export interface RduConfig {
 export type RduResolvedConfig = Required<Omit<RduConfig, "input_shape">> & { input_shape?: number[] };
 type Cfg = RduResolvedConfig;
 
-const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 
 /** The paper preset (shared/reference/models.py PRESETS.rdu.paper, without input_shape): keys
  * left out of a config take these values. */
@@ -42,25 +42,20 @@ const KNOWN = new Set([...Object.keys(PAPER_CONFIG), "input_shape"]);
 
 /** Validates a config and fills keys left out with the paper preset's values. */
 export function resolveConfig(config: Record<string, any>): Cfg {
-  const bad = (msg: string): never => {
-    throw new PulmoError(`rdu config: ${msg}`);
-  };
-  if (config === null || typeof config !== "object" || Array.isArray(config)) bad(`expected an object, got ${JSON.stringify(config)}`);
-  for (const k of Object.keys(config)) if (!KNOWN.has(k)) bad(`unknown key '${k}' (known: ${[...KNOWN].join(", ")})`);
+  const bad = checkConfigKeys("rdu", config, KNOWN);
   const cfg = { ...PAPER_CONFIG, ...config };
-  if (!isPosInt(cfg.in_channels)) bad(`in_channels must be a positive integer, got ${JSON.stringify(cfg.in_channels)}`);
-  if (!isPosInt(cfg.num_classes)) bad(`num_classes must be a positive integer, got ${JSON.stringify(cfg.num_classes)}`);
-  if (!Array.isArray(cfg.widths) || cfg.widths.length !== 4 || !cfg.widths.every(isPosInt))
+  checkPosInts(bad, ["in_channels", "num_classes"], (k) => (cfg as Record<string, any>)[k]);
+  if (!isPosIntList(cfg.widths, 4))
     bad(`widths must be [a, b, c, L], four positive integers, got ${JSON.stringify(cfg.widths)}`);
   if (!isPosInt(cfg.n_lstm)) bad(`n_lstm must be a positive integer, got ${JSON.stringify(cfg.n_lstm)}`);
   const act = cfg.recurrent_activation;
   if (act !== "hard_sigmoid" && act !== "sigmoid")
     bad(`recurrent_activation must be "hard_sigmoid" or "sigmoid", got ${JSON.stringify(act)}`);
   const p = cfg.dropout;
-  if (typeof p !== "number" || !(p >= 0 && p < 1)) bad(`dropout must be a number in [0, 1), got ${JSON.stringify(p)}`);
+  checkDropout(bad, p);
   const shape = cfg.input_shape;
   if (shape !== undefined) {
-    if (!Array.isArray(shape) || shape.length !== 5 || !shape.every(isPosInt))
+    if (!isPosIntList(shape, 5))
       bad(`input_shape must be [N, C, D, H, W] positive integers, got ${JSON.stringify(shape)}`);
     if (shape[1] !== cfg.in_channels) bad(`input_shape ${JSON.stringify(shape)} has ${shape[1]} channels, in_channels is ${cfg.in_channels}`);
     if (shape[3] % 8 !== 0 || shape[4] % 8 !== 0) bad(`input_shape ${JSON.stringify(shape)}: H and W must be multiples of 8 (three 1×2×2 pools)`);
@@ -224,7 +219,7 @@ export function parameterCount(config: Record<string, any>): number {
 export function forwardMacs(config: Record<string, any>, inputShape?: readonly number[]): number {
   const cfg = validate(config);
   inputShape ??= cfg.input_shape ?? [1, cfg.in_channels, 8, 256, 256];
-  if (!Array.isArray(inputShape) || inputShape.length !== 5 || !inputShape.every(isPosInt))
+  if (!isPosIntList(inputShape, 5))
     throw new PulmoError(`rdu forwardMacs: input shape must be [N, C, D, H, W], got ${JSON.stringify(inputShape)}`);
   const [n, ch, d, h, w] = inputShape as [number, number, number, number, number];
   if (ch !== cfg.in_channels) throw new PulmoError(`rdu forwardMacs: input has ${ch} channels, in_channels is ${cfg.in_channels}`);

@@ -1,4 +1,5 @@
 import { PulmoError, shapeStr, tidy, type Device, type Tensor } from "../runtime/index.ts";
+import { checkConfigKeys, checkDropout, checkImageInput, checkPosInts, isPosIntList } from "./config.ts";
 import { Module, type HostArray } from "../graph/module.ts";
 import { BatchNorm, Conv2d, Dropout } from "../graph/nn.ts";
 import { add, concat, maxPool2d, relu, upsample } from "../graph/ops/index.ts";
@@ -36,25 +37,19 @@ export const RESNET34_FPN_PAPER: Required<ResNet34FpnConfig> = {
 };
 
 const KNOWN_KEYS = new Set(Object.keys(RESNET34_FPN_PAPER));
-const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 
 /** The config with every key left out taken from the paper preset (input_shape excepted), checked;
  * throws a PulmoError naming the first bad or unknown key. */
 export function resolveConfig(cfg: Record<string, any>): ResNet34FpnConfig {
-  const bad = (msg: string): never => {
-    throw new PulmoError(`resnet34_fpn config: ${msg}`);
-  };
-  if (cfg === null || typeof cfg !== "object" || Array.isArray(cfg)) bad(`expected an object, got ${JSON.stringify(cfg)}`);
-  for (const k of Object.keys(cfg)) if (!KNOWN_KEYS.has(k)) bad(`unknown key '${k}' (known: ${[...KNOWN_KEYS].join(", ")})`);
+  const bad = checkConfigKeys("resnet34_fpn", cfg, KNOWN_KEYS);
   const get = (k: keyof ResNet34FpnConfig): any => (cfg[k] === undefined ? RESNET34_FPN_PAPER[k] : cfg[k]);
-  for (const k of ["in_channels", "num_classes", "lat_channels", "fuse_channels", "out_channels"] as const)
-    if (!isPosInt(get(k))) bad(`${k} must be a positive integer, got ${JSON.stringify(cfg[k])}`);
+  checkPosInts(bad, ["in_channels", "num_classes", "lat_channels", "fuse_channels", "out_channels"], (k) => get(k as keyof ResNet34FpnConfig), (k) => cfg[k]);
   const widths = get("widths"), blocks = get("blocks"), p = get("dropout");
-  if (!Array.isArray(widths) || widths.length !== 5 || !widths.every(isPosInt))
+  if (!isPosIntList(widths, 5))
     bad(`widths must be 5 positive integers [stem, layer1..layer4], got ${JSON.stringify(widths)}`);
-  if (!Array.isArray(blocks) || blocks.length !== 4 || !blocks.every(isPosInt))
+  if (!isPosIntList(blocks, 4))
     bad(`blocks must be 4 positive integers (BasicBlocks per layer), got ${JSON.stringify(blocks)}`);
-  if (typeof p !== "number" || !(p >= 0 && p < 1)) bad(`dropout must be a number in [0, 1), got ${JSON.stringify(p)}`);
+  checkDropout(bad, p);
   const out: ResNet34FpnConfig = {
     in_channels: get("in_channels"),
     num_classes: get("num_classes"),
@@ -75,10 +70,7 @@ export function resolveConfig(cfg: Record<string, any>): ResNet34FpnConfig {
 /** Throws a PulmoError unless shape is [N, in_channels, H, W] with H and W multiples of 32 (the
  * encoder's total stride; the decoder adds c2 to maps up-sampled from c3..c5). */
 function checkInputShape(cfg: ResNet34FpnConfig, shape: unknown, what: string): asserts shape is number[] {
-  const s = shape as number[];
-  const ok = Array.isArray(s) && s.length === 4 && s.every(isPosInt) && s[1] === cfg.in_channels && s[2]! % 32 === 0 && s[3]! % 32 === 0;
-  if (!ok)
-    throw new PulmoError(`${what} must be [N, ${cfg.in_channels} channels, H, W] with H and W multiples of 32, got ${Array.isArray(s) ? shapeStr(s) : JSON.stringify(s)}`);
+  checkImageInput(what, shape, cfg.in_channels, 32);
 }
 
 /** nn.Sequential: children named 0, 1, 2, ... */

@@ -1,4 +1,6 @@
-import { PulmoError, shapeStr, tidy, type Device, type Tensor } from "../runtime/index.ts";
+import { PulmoError, tidy, type Device, type Tensor } from "../runtime/index.ts";
+import { checkConfigKeys, checkImageInput, checkPosInts, resolveUNetLevels } from "./config.ts";
+import { ModuleList, plan } from "./unet_family.ts";
 import { Module } from "../graph/module.ts";
 import { BatchNorm, Conv2d, ConvTranspose2d } from "../graph/nn.ts";
 import { concat, maxPool2d, relu } from "../graph/ops/index.ts";
@@ -39,42 +41,19 @@ export const UNET2D_PAPER: Required<UNet2dConfig> = {
 };
 
 const KNOWN_KEYS = new Set(Object.keys(UNET2D_PAPER));
-const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 
 /** The config with every key left out taken from the paper preset (input_shape excepted), checked;
  * throws a PulmoError naming the first bad or unknown key. */
 export function resolveConfig(cfg: Record<string, any>): UNet2dConfig {
-  const bad = (msg: string): never => {
-    throw new PulmoError(`unet2d config: ${msg}`);
-  };
-  if (cfg === null || typeof cfg !== "object" || Array.isArray(cfg)) bad(`expected an object, got ${JSON.stringify(cfg)}`);
-  for (const k of Object.keys(cfg)) if (!KNOWN_KEYS.has(k)) bad(`unknown key '${k}' (known: ${[...KNOWN_KEYS].join(", ")})`);
+  const bad = checkConfigKeys("unet2d", cfg, KNOWN_KEYS);
   const get = (k: keyof UNet2dConfig): any => (cfg[k] === undefined ? UNET2D_PAPER[k] : cfg[k]);
   if (get("dims") !== 2) bad(`dims must be 2, got ${JSON.stringify(cfg.dims)}`);
-  for (const k of ["in_channels", "num_classes"] as const)
-    if (!isPosInt(get(k))) bad(`${k} must be a positive integer, got ${JSON.stringify(cfg[k])}`);
-  const pairs = (name: string, v: unknown, minLen: number): number[][] => {
-    if (!Array.isArray(v) || v.length < minLen) bad(`${name} must be a list of at least ${minLen} [mid, out] pairs, got ${JSON.stringify(v)}`);
-    for (const p of v as unknown[])
-      if (!Array.isArray(p) || p.length !== 2 || !p.every(isPosInt)) bad(`${name} entries must be [mid, out] positive integers, got ${JSON.stringify(p)}`);
-    return (v as number[][]).map((p) => [...p]);
-  };
-  const enc = pairs("enc", get("enc"), 1);
-  const dec = pairs("dec", get("dec"), 0);
-  if (dec.length !== enc.length - 1) bad(`dec needs enc.length - 1 = ${enc.length - 1} levels, got ${dec.length}`);
-  const upKernel = get("up_kernel");
-  if (upKernel !== 2 && upKernel !== 3) bad(`up_kernel must be 2 or 3, got ${JSON.stringify(cfg.up_kernel)}`);
-  for (const k of ["up_keep_channels", "up_bias"] as const)
-    if (typeof get(k) !== "boolean") bad(`${k} must be a boolean, got ${JSON.stringify(cfg[k])}`);
+  checkPosInts(bad, ["in_channels", "num_classes"], (k) => get(k as keyof UNet2dConfig), (k) => cfg[k]);
   const out: UNet2dConfig = {
     dims: 2,
     in_channels: get("in_channels"),
     num_classes: get("num_classes"),
-    enc,
-    dec,
-    up_kernel: upKernel,
-    up_keep_channels: get("up_keep_channels"),
-    up_bias: get("up_bias"),
+    ...resolveUNetLevels(bad, (k) => get(k as keyof UNet2dConfig)),
   };
   if (cfg.input_shape !== undefined) {
     checkInputShape(out, cfg.input_shape, "unet2d config: input_shape");
@@ -86,11 +65,7 @@ export function resolveConfig(cfg: Record<string, any>): UNet2dConfig {
 /** Throws a PulmoError unless shape is [N, in_channels, H, W] with H and W multiples of
  * 2^(levels - 1) (each up-sampled map must match its skip for the concat). */
 function checkInputShape(cfg: UNet2dConfig, shape: unknown, what: string): asserts shape is number[] {
-  const f = 2 ** (cfg.enc.length - 1);
-  const s = shape as number[];
-  const ok = Array.isArray(s) && s.length === 4 && s.every(isPosInt) && s[1] === cfg.in_channels && s[2]! % f === 0 && s[3]! % f === 0;
-  if (!ok)
-    throw new PulmoError(`${what} must be [N, ${cfg.in_channels} channels, H, W] with H and W multiples of ${f}, got ${Array.isArray(s) ? shapeStr(s) : JSON.stringify(s)}`);
+  checkImageInput(what, shape, cfg.in_channels, 2 ** (cfg.enc.length - 1));
 }
 
 /** (conv3×3 p1, no bias → BN → ReLU) × 2; names conv1, bn1, conv2, bn2. */
@@ -109,29 +84,6 @@ class DoubleConv extends Module {
   forward(x: Tensor): Tensor {
     return relu(this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x))))));
   }
-}
-
-/** nn.ModuleList: children named 0, 1, 2, ... */
-class ModuleList<M extends Module> extends Module {
-  readonly items: M[] = [];
-  add(m: M): M {
-    this.child(String(this.items.length), m);
-    this.items.push(m);
-    return m;
-  }
-}
-
-/** Per decoder level: the up-conv's input and output widths and the skip width; the head's width. */
-function plan(cfg: UNet2dConfig): { ups: { cin: number; cout: number; skip: number }[]; head: number } {
-  let c = cfg.enc.at(-1)![1]!;
-  const skips = cfg.enc.slice(0, -1).map(([, out]) => out!).reverse();
-  const ups = cfg.dec.map(([, out], i) => {
-    const skip = skips[i]!;
-    const u = { cin: c, cout: cfg.up_keep_channels ? c : skip, skip };
-    c = out!;
-    return u;
-  });
-  return { ups, head: c };
 }
 
 /** Padded 2D U-Net (MODELS.md §6b; shared/reference/models.py UNetPlain with dims 2). State-dict

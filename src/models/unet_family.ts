@@ -1,4 +1,5 @@
 import { PulmoError, shapeStr, tidy, type Device, type Tensor } from "../runtime/index.ts";
+import { checkConfigKeys, checkPosInts, isPosInt, resolveUNetLevels } from "./config.ts";
 import { Module } from "../graph/module.ts";
 import { BatchNorm, Conv3d, ConvTranspose3d } from "../graph/nn.ts";
 import { concat, maxPool3d, relu } from "../graph/ops/index.ts";
@@ -53,35 +54,17 @@ export const CTV_UNET_PAPER: UNet3dFamilyConfig = {
 
 const KNOWN_KEYS = new Set(["dims", "in_channels", "num_classes", "enc", "dec", "up_kernel", "up_keep_channels", "up_bias", "input_shape"]);
 
-const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 
 /** Checks a config and fills the keys it leaves out from `defaults`; throws a PulmoError naming
  * the network and the offending key. */
 export function validateUNet3dConfig(name: string, config: Record<string, any>, defaults: UNet3dFamilyConfig): UNet3dFamilyConfig {
-  const bad = (msg: string): never => {
-    throw new PulmoError(`${name} config: ${msg}`);
-  };
-  if (config === null || typeof config !== "object" || Array.isArray(config)) bad(`expected an object, got ${JSON.stringify(config)}`);
-  for (const k of Object.keys(config)) if (!KNOWN_KEYS.has(k)) bad(`unknown key '${k}' (known: ${[...KNOWN_KEYS].join(", ")})`);
+  const bad = checkConfigKeys(name, config, KNOWN_KEYS);
   const get = <K extends keyof UNet3dFamilyConfig>(k: K): any => (config[k] !== undefined ? config[k] : defaults[k]);
   const dims = get("dims");
   if (dims !== 3) bad(`dims must be 3, got ${JSON.stringify(dims)}`);
   const inC = get("in_channels"), nc = get("num_classes");
-  if (!isPosInt(inC)) bad(`in_channels must be a positive integer, got ${JSON.stringify(inC)}`);
-  if (!isPosInt(nc)) bad(`num_classes must be a positive integer, got ${JSON.stringify(nc)}`);
-  const pairs = (key: string, v: unknown, minLen: number): number[][] => {
-    if (!Array.isArray(v) || v.length < minLen) bad(`${key} must be a list of at least ${minLen} [mid, out] pairs, got ${JSON.stringify(v)}`);
-    for (const p of v as unknown[])
-      if (!Array.isArray(p) || p.length !== 2 || !p.every(isPosInt)) bad(`${key} entries must be [mid, out] pairs of positive integers, got ${JSON.stringify(p)}`);
-    return (v as number[][]).map((p) => [p[0]!, p[1]!]);
-  };
-  const enc = pairs("enc", get("enc"), 1);
-  const dec = pairs("dec", get("dec"), 0);
-  if (dec.length !== enc.length - 1) bad(`dec needs enc.length - 1 = ${enc.length - 1} levels, got ${dec.length}`);
-  const upKernel = get("up_kernel");
-  if (upKernel !== 2 && upKernel !== 3) bad(`up_kernel must be 2 (ConvT k2 s2) or 3 (ConvT k3 s2 p1 op1), got ${JSON.stringify(upKernel)}`);
-  for (const k of ["up_keep_channels", "up_bias"] as const)
-    if (typeof get(k) !== "boolean") bad(`${k} must be a boolean, got ${JSON.stringify(get(k))}`);
+  checkPosInts(bad, ["in_channels", "num_classes"], (k) => (k === "in_channels" ? inC : nc));
+  const levels = resolveUNetLevels(bad, (k) => get(k as keyof UNet3dFamilyConfig));
   const inputShape = config.input_shape;
   if (inputShape !== undefined) {
     if (!Array.isArray(inputShape) || inputShape.length !== 5 || !inputShape.every(isPosInt))
@@ -92,11 +75,7 @@ export function validateUNet3dConfig(name: string, config: Record<string, any>, 
     dims: 3,
     in_channels: inC,
     num_classes: nc,
-    enc,
-    dec,
-    up_kernel: upKernel,
-    up_keep_channels: get("up_keep_channels"),
-    up_bias: get("up_bias"),
+    ...levels,
     ...(inputShape !== undefined ? { input_shape: [...inputShape] } : {}),
   };
 }
@@ -120,7 +99,7 @@ export class DoubleConv3d extends Module {
 }
 
 /** A container whose children are named 0, 1, 2, ... (nn.ModuleList). */
-class ModuleList<M extends Module> extends Module {
+export class ModuleList<M extends Module> extends Module {
   readonly items: M[] = [];
   add(m: M): M {
     this.child(String(this.items.length), m);
@@ -130,7 +109,7 @@ class ModuleList<M extends Module> extends Module {
 }
 
 /** Per decoder level: the up-conv's input and output widths and the skip width; the head's input width. */
-function plan(cfg: UNet3dFamilyConfig): { ups: { cin: number; cout: number; skip: number }[]; head: number } {
+export function plan(cfg: Pick<UNet3dFamilyConfig, "enc" | "dec" | "up_keep_channels">): { ups: { cin: number; cout: number; skip: number }[]; head: number } {
   let c = cfg.enc.at(-1)![1]!;
   const skips = cfg.enc.slice(0, -1).map(([, out]) => out!).reverse();
   const ups = cfg.dec.map(([, out], i) => {
@@ -297,4 +276,22 @@ export function unet3dFamilyForwardMacs(name: string, cfg: UNet3dFamilyConfig, i
     macs += n * vox * 27 * ((u.cout + u.skip) * mid! + mid! * out!);
   });
   return macs + n * vox * p.head * cfg.num_classes;
+}
+
+/** The config-only functions a member of the family exports, bound to its name and paper preset:
+ * resolveConfig (keys left out take the preset's values), parameterCount, forwardMacs (default
+ * input: config.input_shape, then the preset's spatial extents with the config's channels) and
+ * stateDictKeys (PyTorch order, without num_batches_tracked). */
+export function unet3dFamilyFunctions(name: string, paper: UNet3dFamilyConfig) {
+  const resolveConfig = (config: Record<string, any> = {}): UNet3dFamilyConfig => validateUNet3dConfig(name, config, paper);
+  return {
+    resolveConfig,
+    parameterCount: (config: Record<string, any> = {}): number => unet3dFamilyParameterCount(resolveConfig(config)),
+    forwardMacs(config: Record<string, any> = {}, inputShape?: readonly number[]): number {
+      const cfg = resolveConfig(config);
+      const fallback = [1, cfg.in_channels, ...paper.input_shape!.slice(2)];
+      return unet3dFamilyForwardMacs(name, cfg, inputShape ?? cfg.input_shape ?? fallback);
+    },
+    stateDictKeys: (config: Record<string, any> = {}): KeySpec[] => stateDictSpec(resolveConfig(config)),
+  };
 }

@@ -18,6 +18,7 @@ import {
   softmax,
 } from "../graph/ops/index.ts";
 import type { ModelFactory, SegmentationNet } from "./model.ts";
+import { checkConfigKeys, checkDropout, checkPosInts, isPosIntList } from "./config.ts";
 
 /** MONAI UNETR's ViT patch size (fixed there and in the reference). */
 export const PATCH = 16;
@@ -54,19 +55,13 @@ const KNOWN = new Set([
   "num_layers", "skip_layers", "dropout", "qkv_bias", "input_shape",
 ]);
 
-const posInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 
 /** Fills MONAI's defaults and checks every key; throws a PulmoError naming the bad key. */
 export function normalizeConfig(raw: Record<string, any>): UnetrConfig {
-  const bad = (msg: string): never => {
-    throw new PulmoError(`unetr config: ${msg}`);
-  };
-  if (!raw || typeof raw !== "object") bad("expected an object");
-  for (const k of Object.keys(raw)) if (!KNOWN.has(k)) bad(`unknown key '${k}' (known: ${[...KNOWN].join(", ")})`);
+  const bad = checkConfigKeys("unetr", raw, KNOWN);
   const c = { ...DEFAULTS, ...raw } as UnetrConfig & { input_shape?: number[] };
-  for (const k of ["in_channels", "num_classes", "feature_size", "hidden_size", "mlp_dim", "num_heads", "num_layers"] as const)
-    if (!posInt(c[k])) bad(`'${k}' must be a positive integer, got ${JSON.stringify(c[k])}`);
-  if (!Array.isArray(c.img_size) || c.img_size.length !== 3 || !c.img_size.every(posInt))
+  checkPosInts(bad, ["in_channels", "num_classes", "feature_size", "hidden_size", "mlp_dim", "num_heads", "num_layers"], (k) => c[k as keyof UnetrConfig]);
+  if (!isPosIntList(c.img_size, 3))
     bad(`'img_size' must be 3 positive integers [D, H, W], got ${JSON.stringify(c.img_size)}`);
   if (c.img_size.some((s) => s % PATCH !== 0))
     bad(`every 'img_size' dim must be a multiple of the patch size ${PATCH}, got [${c.img_size}]`);
@@ -75,7 +70,7 @@ export function normalizeConfig(raw: Record<string, any>): UnetrConfig {
   if (!Array.isArray(c.skip_layers) || c.skip_layers.length !== 3 ||
       !c.skip_layers.every((i) => Number.isInteger(i) && i >= 0 && i < c.num_layers))
     bad(`'skip_layers' must be 3 block indices in [0, ${c.num_layers}), got ${JSON.stringify(c.skip_layers)}`);
-  if (typeof c.dropout !== "number" || !(c.dropout >= 0 && c.dropout < 1)) bad(`'dropout' must be in [0, 1), got ${c.dropout}`);
+  checkDropout(bad, c.dropout);
   if (typeof c.qkv_bias !== "boolean") bad(`'qkv_bias' must be a boolean, got ${JSON.stringify(c.qkv_bias)}`);
   if (c.input_shape !== undefined) {
     const s = c.input_shape;

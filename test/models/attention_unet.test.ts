@@ -1,28 +1,14 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
-import { PulmoError, Tensor, tidy } from "../../src/node.ts";
-import { backward, noGrad } from "../../src/graph/index.ts";
+import { modelGoldenTest, useDevice } from "../helpers.ts";
+import { PulmoError, Tensor } from "../../src/node.ts";
 import { Dropout } from "../../src/graph/nn.ts";
-import { sum } from "../../src/graph/ops/index.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
+import { badConfig, expectForwardAndGrads, expectForwardRejects, expectGoldenCounts, keysOf, loadGolden, paperKeys, withModel } from "./common.ts";
 import { AttentionUnet, factory, forwardMacs, parameterCount } from "../../src/models/attention_unet.ts";
 
-const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", "attention_unet.txt");
-const meta = JSON.parse(readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "attention_unet.safetensors"))).metadata.case!);
+const { meta } = loadGolden("attention_unet");
 // shared/reference/models.py PRESETS.attention_unet
 const PAPER = { in_channels: 1, num_classes: 2, channels: [16, 32, 64, 128, 256], strides: [2, 2, 2, 2], kernel_size: 3, up_kernel_size: 3, dropout: 0.0 };
 const TINY2 = { ...PAPER, channels: [6, 8, 12], strides: [2, 2], input_shape: [2, 1, 8, 20, 12] };
-
-/** "key [shape]" lines of shared/reference/keys/attention_unet.txt (paper preset) without the BN
- * step counters (num_batches_tracked: not stored by the engine, ignored on load). */
-function paperKeys(): string[] {
-  return readFileSync(KEYS_FILE, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() && !l.startsWith("#") && !l.includes(".num_batches_tracked "))
-    .map((l) => l.trim());
-}
 
 describe("attention_unet", () => {
   modelGoldenTest("attention_unet");
@@ -30,29 +16,23 @@ describe("attention_unet", () => {
   const dev = useDevice();
 
   it("parameterCount matches the golden metadata and the paper preset", () => {
-    expect(parameterCount(meta.config)).toBe(meta.param_count);
+    expectGoldenCounts(meta, parameterCount, forwardMacs);
     expect(parameterCount(PAPER)).toBe(5_909_130);
   });
 
   it("forwardMacs matches the golden metadata and the README (82.7 GFLOP at 96³)", () => {
-    expect(forwardMacs(meta.config, meta.config.input_shape)).toBe(meta.forward_macs);
-    expect(forwardMacs(meta.config)).toBe(meta.forward_macs);
     expect(Math.round((2 * forwardMacs(PAPER, [1, 1, 96, 96, 96])) / 1e8) / 10).toBe(82.7);
     expect(forwardMacs(PAPER, [2, 1, 96, 96, 96])).toBe(2 * forwardMacs(PAPER, [1, 1, 96, 96, 96]));
   });
 
   it("state-dict keys, order and shapes at the paper preset equal the reference key list", () => {
     // 5.9 M parameters: cheap enough to build for real
-    const m = factory(dev(), PAPER);
-    try {
-      const mine = [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);
-      const expected = paperKeys();
+    withModel(factory(dev(), PAPER), (m) => {
+      const expected = paperKeys("attention_unet");
       expect(expected.length).toBe(170);
-      expect(mine).toEqual(expected);
+      expect(keysOf(m)).toEqual(expected);
       expect(m.parameterCount()).toBe(5_909_130);
-    } finally {
-      m.dispose();
-    }
+    });
   });
 
   it("a second config (3 levels, odd spatial extents, batch 2) builds, counts and trains", async () => {
@@ -62,19 +42,7 @@ describe("attention_unet", () => {
       expect([...m.stateDict().keys()]).toContain("model.1.submodule.1.submodule.conv.1.adn.N.running_var"); // bottom ConvBlock
       expect(m.stateDict().get("model.1.attention.W_g.0.conv.weight")!.shape).toEqual([3, 6, 1, 1, 1]); // F_int = 6 / 2
       const x = Tensor.from(dev(), Float32Array.from({ length: 2 * 8 * 20 * 12 }, (_, i) => Math.cos(i * 0.29)), TINY2.input_shape);
-      m.eval();
-      const y = tidy(dev(), () => noGrad(() => m.forward(x)));
-      expect(y.shape).toEqual([2, 2, 8, 20, 12]);
-      expect(Array.from(await y.read()).every(Number.isFinite)).toBe(true);
-      y.dispose();
-      m.train();
-      const loss = tidy(dev(), () => {
-        const l = sum(m.forward(x));
-        backward(l);
-        return l;
-      });
-      loss.dispose();
-      for (const [k, p] of m.namedParameters()) expect(p.grad, k).toBeTruthy();
+      await expectForwardAndGrads(dev(), m, x, [2, 2, 8, 20, 12]);
       x.dispose();
     } finally {
       m.dispose();
@@ -98,7 +66,7 @@ describe("attention_unet", () => {
   });
 
   it("rejects bad configs and wrong input shapes with a PulmoError", () => {
-    const bad = (over: Record<string, any>) => () => factory(dev(), { ...meta.config, ...over });
+    const bad = badConfig((c) => factory(dev(), c), meta.config);
     expect(bad({ strides: [2, 2, 2, 2] })).toThrow(/strides/);
     expect(bad({ channels: [4] })).toThrow(PulmoError);
     expect(bad({ up_kernel_size: 2 })).toThrow(/odd/);
@@ -107,16 +75,6 @@ describe("attention_unet", () => {
     expect(bad({ num_res_units: 2 })).toThrow(/unknown key/);
     expect(() => parameterCount({ ...PAPER, strides: [2, 0, 2, 2] })).toThrow(PulmoError);
     expect(() => forwardMacs(PAPER, [1, 1, 96, 96])).toThrow(PulmoError);
-    const m = factory(dev(), meta.config);
-    try {
-      m.eval();
-      for (const shape of [[1, 1, 16, 24, 36], [1, 3, 16, 24, 32], [1, 16, 24, 32]]) {
-        const x = Tensor.zeros(dev(), shape);
-        expect(() => noGrad(() => m.forward(x))).toThrow(PulmoError);
-        x.dispose();
-      }
-    } finally {
-      m.dispose();
-    }
+    withModel(factory(dev(), meta.config), (m) => expectForwardRejects(dev(), m, [[1, 1, 16, 24, 36], [1, 3, 16, 24, 32], [1, 16, 24, 32]]));
   });
 });

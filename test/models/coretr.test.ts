@@ -1,16 +1,10 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
-import { PulmoError, Tensor, tidy } from "../../src/runtime/index.ts";
-import { noGrad } from "../../src/graph/index.ts";
-import { concat, slice } from "../../src/graph/ops/index.ts";
+import { modelGoldenTest, useDevice } from "../helpers.ts";
+import { PulmoError, Tensor } from "../../src/runtime/index.ts";
+import { expectBatchEqualsSingles, expectForwardRejects, expectGoldenCounts, keysOf, loadGolden, mappedKeys, paperKeyShapes, shapeTotal, withModel } from "./common.ts";
 import { CoReTr, forwardMacs, parameterCount } from "../../src/models/coretr.ts";
 
-const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "coretr.safetensors")));
-const meta = JSON.parse(file.metadata.case!);
-const KEYS = join(import.meta.dirname, "..", "golden", "models", "keys", "coretr.txt");
+const { meta } = loadGolden("coretr");
 
 const PAPER = {
   in_channels: 1, num_classes: 2, shallow_widths: [8, 16, 32, 64, 128], deep_widths: [16, 32, 64, 128, 192],
@@ -23,8 +17,7 @@ describe("coretr", () => {
   const dev = useDevice();
 
   it("parameter count and forward MACs match the golden metadata and the paper preset", () => {
-    expect(parameterCount(meta.config)).toBe(meta.param_count);
-    expect(forwardMacs(meta.config, meta.config.input_shape)).toBe(meta.forward_macs);
+    expectGoldenCounts(meta, parameterCount, forwardMacs, false);
     const m = new CoReTr(dev(), meta.config);
     expect(m.parameterCount()).toBe(meta.param_count);
     m.dispose();
@@ -36,19 +29,10 @@ describe("coretr", () => {
     // Not allocated at 63.8 M parameters: the paper's depths (blocks 2/2/2 and 3/3/3, 6 layers,
     // 6 heads, 4 points, 5³ and 3³ kernels) with small widths give the same keys; shapes map
     // 8→2, 16→3, 32→4, 64→5, 128→7, 192→12, 768→14 (other sizes equal).
-    const lines = readFileSync(KEYS, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-    const ref = lines.map((l) => {
-      const m = /^(\S+) \[(.*)\]$/.exec(l)!;
-      return [m[1]!, m[2]!.trim() === "" ? [] : m[2]!.split(",").map((v) => Number(v))] as const;
-    });
     const map: Record<number, number> = { 8: 2, 16: 3, 32: 4, 64: 5, 128: 7, 192: 12, 768: 14 };
     const small = { ...PAPER, shallow_widths: [2, 3, 4, 5, 7], deep_widths: [3, 4, 5, 7, 12], d_model: 12, d_ffn: 14 };
-    const m = new CoReTr(dev(), small);
-    const mine = [...m.stateDict()].map(([k, t]) => [k, [...t.shape]] as const);
-    expect(mine.map(([k]) => k)).toEqual(ref.map(([k]) => k));
-    expect(mine.map(([, s]) => s)).toEqual(ref.map(([, s]) => s.map((d) => map[d] ?? d)));
-    expect(ref.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0)).toBe(63_823_226);
-    m.dispose();
+    withModel(new CoReTr(dev(), small), (m) => expect(keysOf(m)).toEqual(mappedKeys("coretr", map)));
+    expect(shapeTotal(paperKeyShapes("coretr"))).toBe(63_823_226);
   });
 
   it("a batch of 2 equals two single forwards (eval)", async () => {
@@ -56,19 +40,8 @@ describe("coretr", () => {
     const [D, H, W] = [16, 16, 32];
     const data = Float32Array.from({ length: 2 * D * H * W }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5);
     const x = Tensor.from(dev(), data, [2, 1, D, H, W]);
-    const [both, a, b] = tidy(dev(), () =>
-      noGrad(() => [m.forward(x), m.forward(slice(x, 0, 0, 1)), m.forward(slice(x, 0, 1, 2))]),
-    );
-    const ab = tidy(dev(), () => concat([a!, b!], 0));
-    expect(both!.shape).toEqual([2, 2, D, H, W]);
-    const y = (await both!.read()) as Float32Array, z = (await ab.read()) as Float32Array;
-    let d = 0, n = 0;
-    for (let i = 0; i < z.length; i++) {
-      d += (y[i]! - z[i]!) ** 2;
-      n += z[i]! ** 2;
-    }
-    expect(Math.sqrt(d / n)).toBeLessThan(1e-5);
-    [x, both!, a!, b!, ab].forEach((t) => t.dispose());
+    expect(await expectBatchEqualsSingles(dev(), m, x)).toEqual([2, 2, D, H, W]);
+    x.dispose();
     m.dispose();
   });
 
@@ -83,11 +56,7 @@ describe("coretr", () => {
     expect(() => parameterCount({ ...cfg, shallow_width: [2, 4, 6, 8, 10] })).toThrow(/unknown key/);
     expect(parameterCount({})).toBe(63_823_226); // a left-out key takes its paper value
     const m = new CoReTr(dev(), cfg);
-    for (const shape of [[1, 1, 16, 32, 40], [1, 2, 16, 32, 48], [1, 16, 32, 48], [1, 1, 8, 32, 48]]) {
-      const x = Tensor.zeros(dev(), shape);
-      expect(() => m.forward(x)).toThrow(PulmoError);
-      x.dispose();
-    }
+    expectForwardRejects(dev(), m, [[1, 1, 16, 32, 40], [1, 2, 16, 32, 48], [1, 16, 32, 48], [1, 1, 8, 32, 48]], true);
     expect(() => forwardMacs(cfg, [1, 16, 32])).toThrow(PulmoError);
     m.dispose();
   });

@@ -1,17 +1,11 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
-import { PulmoError, Tensor, tidy } from "../../src/runtime/index.ts";
-import { noGrad } from "../../src/graph/index.ts";
-import { concat, slice } from "../../src/graph/ops/index.ts";
+import { modelGoldenTest, useDevice } from "../helpers.ts";
+import { PulmoError, Tensor } from "../../src/runtime/index.ts";
+import { expectBatchEqualsSingles, expectForwardRejects, expectGoldenCounts, keysOf, loadGolden, mappedKeys, paperKeyShapes, shapeTotal, withModel } from "./common.ts";
 import { CoTr, forwardMacs, parameterCount } from "../../src/models/cotr.ts";
 import { referencePoints3d, sinePositionEmbedding3d } from "../../src/models/deformable_transformer.ts";
 
-const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "cotr.safetensors")));
-const meta = JSON.parse(file.metadata.case!);
-const KEYS = join(import.meta.dirname, "..", "golden", "models", "keys", "cotr.txt");
+const { meta } = loadGolden("cotr");
 
 const PAPER = {
   in_channels: 1, num_classes: 2, act: "leakyrelu", stem_kernel: 7, stem_stride: [1, 2, 2], widths: [64, 192, 384, 384],
@@ -23,8 +17,7 @@ describe("cotr", () => {
   const dev = useDevice();
 
   it("parameter count and forward MACs match the golden metadata and the paper preset", () => {
-    expect(parameterCount(meta.config)).toBe(meta.param_count);
-    expect(forwardMacs(meta.config, meta.config.input_shape)).toBe(meta.forward_macs);
+    expectGoldenCounts(meta, parameterCount, forwardMacs, false);
     const m = new CoTr(dev(), meta.config);
     expect(m.parameterCount()).toBe(meta.param_count);
     m.dispose();
@@ -37,19 +30,10 @@ describe("cotr", () => {
     // The paper model (41.9 M parameters) is not allocated: a config with the paper's depths
     // (blocks 3/3/2, 6 layers, 6 heads, 4 points, 2 classes, stem 7) and distinct small widths
     // gives the same key list; shapes map 64→4, 192→8, 384→12, 1536→16 (other sizes equal).
-    const lines = readFileSync(KEYS, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-    const ref = lines.map((l) => {
-      const m = /^(\S+) \[(.*)\]$/.exec(l)!;
-      return [m[1]!, m[2]!.trim() === "" ? [] : m[2]!.split(",").map((v) => Number(v))] as const;
-    });
     const map: Record<number, number> = { 64: 4, 192: 8, 384: 12, 1536: 16 };
     const small = { ...PAPER, widths: [4, 8, 12, 12], d_model: 12, d_ffn: 16 };
-    const m = new CoTr(dev(), small);
-    const mine = [...m.stateDict()].map(([k, t]) => [k, [...t.shape]] as const);
-    expect(mine.map(([k]) => k)).toEqual(ref.map(([k]) => k));
-    expect(mine.map(([, s]) => s)).toEqual(ref.map(([, s]) => s.map((d) => map[d] ?? d)));
-    expect(ref.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0)).toBe(41_864_008);
-    m.dispose();
+    withModel(new CoTr(dev(), small), (m) => expect(keysOf(m)).toEqual(mappedKeys("cotr", map)));
+    expect(shapeTotal(paperKeyShapes("cotr"))).toBe(41_864_008);
   });
 
   it("positional encoding and reference points follow MODELS.md §1.1 and §1.3", () => {
@@ -91,18 +75,8 @@ describe("cotr", () => {
     const [, , D, H, W] = meta.config.input_shape as number[];
     const data = Float32Array.from({ length: 2 * D! * H! * W! }, (_, i) => Math.sin(i * 0.37) * 0.5 + 0.5);
     const x = Tensor.from(dev(), data, [2, 1, D!, H!, W!]);
-    const [both, a, b] = tidy(dev(), () =>
-      noGrad(() => [m.forward(x), m.forward(slice(x, 0, 0, 1)), m.forward(slice(x, 0, 1, 2))]),
-    );
-    const ab = tidy(dev(), () => concat([a!, b!], 0));
-    const y = (await both!.read()) as Float32Array, z = (await ab.read()) as Float32Array;
-    let d = 0, n = 0;
-    for (let i = 0; i < z.length; i++) {
-      d += (y[i]! - z[i]!) ** 2;
-      n += z[i]! ** 2;
-    }
-    expect(Math.sqrt(d / n)).toBeLessThan(1e-5);
-    [x, both!, a!, b!, ab].forEach((t) => t.dispose());
+    await expectBatchEqualsSingles(dev(), m, x);
+    x.dispose();
     m.dispose();
   });
 
@@ -117,11 +91,7 @@ describe("cotr", () => {
     expect(() => parameterCount({ ...cfg, n_layer: 2 })).toThrow(/unknown key/);
     expect(parameterCount({})).toBe(41_864_008); // a left-out key takes its paper value
     const m = new CoTr(dev(), cfg);
-    for (const shape of [[1, 1, 8, 32, 44], [1, 2, 8, 32, 48], [1, 8, 32, 48], [1, 1, 12, 32, 48]]) {
-      const x = Tensor.zeros(dev(), shape);
-      expect(() => m.forward(x)).toThrow(PulmoError);
-      x.dispose();
-    }
+    expectForwardRejects(dev(), m, [[1, 1, 8, 32, 44], [1, 2, 8, 32, 48], [1, 8, 32, 48], [1, 1, 12, 32, 48]], true);
     expect(() => forwardMacs(cfg, [1, 8, 32])).toThrow(PulmoError);
     m.dispose();
   });

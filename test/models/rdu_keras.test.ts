@@ -5,27 +5,20 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { GOLDEN_MODELS_DIR, useDevice } from "../helpers.ts";
+import { goldenParams, loadGolden, paperKeys, relL2 } from "./common.ts";
 import { PulmoError, Tensor, tidy, type HostArray } from "../../src/node.ts";
 import { noGrad } from "../../src/graph/index.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
 import { KerasH5Error, checkHdf5Bytes, readKerasH5, weightKind, type KerasWeight } from "../../weights/keras_h5.ts";
 import { RDU } from "../../src/models/rdu.ts";
 import { fromKerasH5, fromKerasWeights, rduStateShapes } from "../../src/models/rdu_keras.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "fixtures");
 const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
-const golden = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "rdu.safetensors")));
-const meta = JSON.parse(golden.metadata.case!);
+const { file: golden, meta } = loadGolden("rdu");
 const CFG = meta.config;
 
-const goldenParams = () => {
-  const params = new Map<string, HostArray>();
-  for (const n of golden.names) if (n.startsWith("param.")) params.set(n.slice(6), { data: golden.float32(n), shape: golden.tensors.get(n)!.shape });
-  return params;
-};
-
 function expectExactlyGolden(sd: Map<string, HostArray>) {
-  const ref = goldenParams();
+  const ref = goldenParams(golden);
   expect([...sd.keys()]).toEqual([...ref.keys()]); // same keys, registration order
   for (const [k, r] of ref) {
     const t = sd.get(k)!;
@@ -71,9 +64,7 @@ describe("rdu Keras HDF5 converter", () => {
       const out = (await y.read()) as Float32Array;
       const ref = golden.float32("eval.output");
       expect(out.length).toBe(ref.length);
-      let e = 0, n = 0;
-      for (let i = 0; i < ref.length; i++) (e += (out[i]! - ref[i]!) ** 2), (n += ref[i]! ** 2);
-      expect(Math.sqrt(e / n)).toBeLessThan(meta.tol["eval.output"].rel_l2);
+      expect(relL2(out, ref)).toBeLessThan(meta.tol["eval.output"].rel_l2);
       y.dispose();
       x.dispose();
     } finally {
@@ -82,8 +73,7 @@ describe("rdu Keras HDF5 converter", () => {
   });
 
   it("rduStateShapes lists the model's own keys and shapes (paper preset: shared/reference/keys/rdu.txt)", () => {
-    const keys = readFileSync(join(import.meta.dirname, "..", "golden", "models", "keys", "rdu.txt"), "utf8")
-      .split("\n").filter((l) => l && !l.startsWith("#") && !l.includes("num_batches_tracked")).map((l) => l.trim());
+    const keys = paperKeys("rdu");
     expect(rduStateShapes({}).map(([k, s]) => `${k} [${s.join(", ")}]`)).toEqual(keys);
     expect(rduStateShapes(CFG).map(([k]) => k)).toEqual(golden.names.filter((n) => n.startsWith("param.")).map((n) => n.slice(6)));
   });

@@ -1,33 +1,20 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice, referenceKeyLines, stateDictLines } from "../helpers.ts";
+import { modelGoldenTest, useDevice } from "../helpers.ts";
 import { rng } from "../random.ts";
 import { PulmoError, Tensor, tidy } from "../../src/node.ts";
 import { backward, conv2d, noGrad, sum } from "../../src/graph/index.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
+import { badConfig, expectForwardRejects, expectGoldenCounts, keysOf, loadGolden, paperKeys, withModel, zerosForwardShape } from "./common.ts";
 import {
   RESNET34_FPN_PAPER, ResNet34Fpn, factory, forwardMacs, fromTorchvisionResnet34, parameterCount, resolveConfig,
 } from "../../src/models/resnet34_fpn.ts";
 
 const NAME = "resnet34_fpn";
-const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
-const meta = JSON.parse(file.metadata.case!);
+const { meta } = loadGolden(NAME);
 /** shared/reference/models.py PRESETS.resnet34_fpn.tiny2 (batch 2) */
 const TINY2 = {
   ...RESNET34_FPN_PAPER,
   widths: [6, 6, 10, 14, 20], blocks: [1, 2, 1, 1], lat_channels: 5, fuse_channels: 8, out_channels: 4, input_shape: [2, 1, 64, 96],
 };
-
-/** "key [shape]" lines of shared/reference/keys/resnet34_fpn.txt (paper preset), in file order, without
- * num_batches_tracked (PyTorch's BN step counter: the engine does not keep it, loadStateDict skips it). */
-function paperKeys(): string[] {
-  const { lines, kept } = referenceKeyLines(NAME);
-  expect([lines.length, kept.length]).toEqual([254, 212]); // 42 BatchNorms
-  return kept;
-}
-
-const keysOf = stateDictLines;
 
 /** A torchvision-style resnet state dict (keys and order of torchvision.models.resnet, 3-channel
  * conv1, fc head) at small widths, filled with seeded random values. */
@@ -75,39 +62,27 @@ describe(NAME, () => {
   });
 
   it("forwardMacs matches the golden metadata and MODELS.md (36.9 GMAC at 512²)", () => {
-    expect(forwardMacs(meta.config)).toBe(meta.forward_macs);
-    expect(forwardMacs(meta.config, meta.config.input_shape)).toBe(meta.forward_macs);
+    expectGoldenCounts(meta, parameterCount, forwardMacs);
     expect(Math.round(forwardMacs(RESNET34_FPN_PAPER) / 1e8) / 10).toBe(36.9);
     expect(forwardMacs(RESNET34_FPN_PAPER, [2, 1, 512, 512])).toBe(2 * forwardMacs(RESNET34_FPN_PAPER, [1, 1, 512, 512]));
   });
 
   it("state-dict keys, order and shapes equal the paper key list (built at the paper preset)", () => {
-    const expected = paperKeys();
+    const expected = paperKeys(NAME, [254, 212]); // 42 BatchNorms
     // 22 M parameters (88 MB), built in about a second on the software driver.
-    const m = factory(dev(), RESNET34_FPN_PAPER);
-    try {
+    withModel(factory(dev(), RESNET34_FPN_PAPER), (m) => {
       expect(keysOf(m)).toEqual(expected);
       expect(m.parameterCount()).toBe(22_108_705);
       const enc = [...m.namedParameters()].filter(([k]) => k.startsWith("encoder.")).reduce((a, [, t]) => a + t.size, 0);
       expect(enc).toBe(21_278_400);
-    } finally {
-      m.dispose();
-    }
+    });
   });
 
-  it("tiny2 (batch 2): counts and output shape", () => {
-    const m = factory(dev(), TINY2);
-    try {
+  it("tiny2 (batch 2): counts and output shape", async () => {
+    await withModel(factory(dev(), TINY2), async (m) => {
       expect(m.parameterCount()).toBe(parameterCount(TINY2));
-      m.eval();
-      const x = Tensor.zeros(dev(), TINY2.input_shape);
-      const y = tidy(dev(), () => noGrad(() => m.forward(x)));
-      expect(y.shape).toEqual([2, 1, 64, 96]);
-      y.dispose();
-      x.dispose();
-    } finally {
-      m.dispose();
-    }
+      expect(await zerosForwardShape(dev(), m, TINY2.input_shape)).toEqual([2, 1, 64, 96]);
+    });
   });
 
   it("training with Dropout2d active: gradients reach the encoder; cls weight gradient is 0 or 2× per channel", async () => {
@@ -204,7 +179,7 @@ describe(NAME, () => {
   });
 
   it("rejects bad configs and wrong input shapes with a PulmoError", () => {
-    const bad = (over: Record<string, any>) => () => factory(dev(), { ...meta.config, ...over });
+    const bad = badConfig((c) => factory(dev(), c), meta.config);
     expect(bad({ widths: [8, 8, 12, 16] })).toThrow(/widths/);
     expect(bad({ blocks: [2, 1, 0, 1] })).toThrow(/blocks/);
     expect(bad({ dropout: 1 })).toThrow(/dropout/);
@@ -218,16 +193,6 @@ describe(NAME, () => {
     const { input_shape: _, ...paperNoShape } = RESNET34_FPN_PAPER;
     expect(resolveConfig({ num_classes: 2 })).toEqual({ ...paperNoShape, num_classes: 2 });
     expect(resolveConfig(meta.config)).toEqual(meta.config);
-    const m = factory(dev(), meta.config);
-    try {
-      m.eval();
-      for (const shape of [[1, 1, 128, 80], [1, 2, 128, 96], [1, 128, 96], [1, 1, 1, 128, 96]]) {
-        const x = Tensor.zeros(dev(), shape);
-        expect(() => noGrad(() => m.forward(x))).toThrow(PulmoError);
-        x.dispose();
-      }
-    } finally {
-      m.dispose();
-    }
+    withModel(factory(dev(), meta.config), (m) => expectForwardRejects(dev(), m, [[1, 1, 128, 80], [1, 2, 128, 96], [1, 128, 96], [1, 1, 1, 128, 96]]));
   });
 });

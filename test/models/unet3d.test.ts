@@ -1,31 +1,20 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice, referenceKeyLines, stateDictLines } from "../helpers.ts";
-import { PulmoError, Tensor, tidy, type HostArray } from "../../src/node.ts";
-import { noGrad } from "../../src/graph/index.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
+import { modelGoldenTest, useDevice } from "../helpers.ts";
+import { PulmoError } from "../../src/node.ts";
+import {
+  badConfig, expectForwardRejects, expectGoldenCounts, expectGoldenSecondOfTwo, keysOf, loadGolden, paperKeys, perturbed, specLines, withModel,
+  zerosForwardShape,
+} from "./common.ts";
 import { UNet3d, factory, forwardMacs, parameterCount, resolveConfig, stateDictKeys } from "../../src/models/unet3d.ts";
 
 const NAME = "unet3d";
-const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, `${NAME}.safetensors`)));
-const meta = JSON.parse(file.metadata.case!);
+const { file, meta } = loadGolden(NAME);
 /** shared/reference/models.py PRESETS.unet3d */
 const PAPER = {
   dims: 3, in_channels: 1, num_classes: 2, enc: [[32, 64], [64, 128], [128, 256], [256, 512]],
   dec: [[256, 256], [128, 128], [64, 64]], up_kernel: 2, up_keep_channels: true, up_bias: false, input_shape: [1, 1, 96, 96, 96],
 };
 const TINY2 = { ...PAPER, enc: [[3, 6], [6, 10], [10, 14], [14, 20]], dec: [[12, 10], [8, 8], [6, 5]], input_shape: [1, 1, 16, 24, 16] };
-
-/** "key [shape]" lines of shared/reference/keys/unet3d.txt (paper preset), in file order, without
- * num_batches_tracked (PyTorch's BN step counter: the engine does not keep it, loadStateDict skips it). */
-function paperKeys(): string[] {
-  const { lines, kept } = referenceKeyLines(NAME);
-  expect([lines.length, kept.length]).toEqual([89, 75]); // 14 BatchNorms
-  return kept;
-}
-
-const keysOf = stateDictLines;
 
 describe(NAME, () => {
   modelGoldenTest(NAME);
@@ -39,90 +28,43 @@ describe(NAME, () => {
   });
 
   it("forwardMacs matches the golden metadata and MODELS.md (824.3 GMAC at 96³)", () => {
-    expect(forwardMacs(meta.config)).toBe(meta.forward_macs);
-    expect(forwardMacs(meta.config, meta.config.input_shape)).toBe(meta.forward_macs);
+    expectGoldenCounts(meta, parameterCount, forwardMacs);
     expect(Math.round(forwardMacs(PAPER) / 1e8) / 10).toBe(824.3);
     expect(forwardMacs(PAPER, [2, 1, 96, 96, 96])).toBe(2 * forwardMacs(PAPER, [1, 1, 96, 96, 96]));
   });
 
   it("state-dict keys, order and shapes equal the paper key list (built at the paper preset)", () => {
-    const expected = paperKeys();
-    expect(stateDictKeys(PAPER).map((s) => `${s.key} [${s.shape.join(", ")}]`)).toEqual(expected);
+    const expected = paperKeys(NAME, [89, 75]); // 14 BatchNorms
+    expect(specLines(stateDictKeys(PAPER))).toEqual(expected);
     // 19 M parameters (76 MB): cheap enough to build once.
-    const m = factory(dev(), PAPER);
-    try {
+    withModel(factory(dev(), PAPER), (m) => {
       expect(keysOf(m)).toEqual(expected);
       expect(m.parameterCount()).toBe(19_070_498);
-    } finally {
-      m.dispose();
-    }
+    });
   });
 
   it("the module matches the config-only key list and counts at other configs (tiny, tiny2)", () => {
     for (const cfg of [meta.config, TINY2]) {
-      const m = factory(dev(), cfg);
-      try {
-        expect(keysOf(m)).toEqual(stateDictKeys(cfg).map((s) => `${s.key} [${s.shape.join(", ")}]`));
+      withModel(factory(dev(), cfg), (m) => {
+        expect(keysOf(m)).toEqual(specLines(stateDictKeys(cfg)));
         expect(m.parameterCount()).toBe(parameterCount(cfg));
-      } finally {
-        m.dispose();
-      }
+      });
     }
     const withBias = { ...meta.config, up_bias: true, up_keep_channels: false, up_kernel: 3 };
-    const m = factory(dev(), withBias);
-    try {
+    withModel(factory(dev(), withBias), (m) => {
       expect(m.stateDict().get("up.0.weight")!.shape).toEqual([16, 10, 3, 3, 3]);
       expect(m.stateDict().get("up.0.bias")!.shape).toEqual([10]);
       expect(m.parameterCount()).toBe(parameterCount(withBias));
-    } finally {
-      m.dispose();
-    }
+    });
   });
 
   it("batch of 2 in eval mode: the golden sample's output is unchanged; tiny2 output shape", async () => {
-    const params = new Map<string, HostArray>();
-    for (const n of file.names) if (n.startsWith("param.")) params.set(n.slice(6), { data: file.float32(n), shape: file.tensors.get(n)!.shape });
-    const m = new UNet3d(dev(), meta.config);
-    try {
-      m.loadStateDict(params, { strict: true });
-      m.eval();
-      const x1 = file.float32("input");
-      const [, c, d, h, w] = file.tensors.get("input")!.shape as number[];
-      const x2 = new Float32Array(2 * x1.length);
-      x2.set(x1.map((v, i) => 1 - v + 0.01 * (i % 7)), 0);
-      x2.set(x1, x1.length);
-      const xt = Tensor.from(dev(), x2, [2, c!, d!, h!, w!]);
-      const y = tidy(dev(), () => noGrad(() => m.forward(xt)));
-      expect(y.shape).toEqual([2, meta.config.num_classes, d, h, w]);
-      const out = (await y.read()) as Float32Array;
-      const ref = file.float32("eval.output");
-      const second = out.subarray(ref.length);
-      let e = 0, n = 0;
-      for (let i = 0; i < ref.length; i++) {
-        e += (second[i]! - ref[i]!) ** 2;
-        n += ref[i]! ** 2;
-      }
-      expect(Math.sqrt(e / n)).toBeLessThan(1e-4);
-      y.dispose();
-      xt.dispose();
-    } finally {
-      m.dispose();
-    }
-    const m2 = factory(dev(), TINY2);
-    try {
-      m2.eval();
-      const x = Tensor.zeros(dev(), TINY2.input_shape);
-      const y = tidy(dev(), () => noGrad(() => m2.forward(x)));
-      expect(y.shape).toEqual([1, 2, 16, 24, 16]);
-      y.dispose();
-      x.dispose();
-    } finally {
-      m2.dispose();
-    }
+    await withModel(new UNet3d(dev(), meta.config), (m) => expectGoldenSecondOfTwo(dev(), file, m, meta.config.num_classes, perturbed));
+    await withModel(factory(dev(), TINY2), async (m) => expect(await zerosForwardShape(dev(), m, TINY2.input_shape)).toEqual([1, 2, 16, 24, 16]));
   });
 
   it("rejects bad configs and wrong input shapes with a PulmoError", () => {
-    const bad = (over: Record<string, any>) => () => factory(dev(), { ...meta.config, ...over });
+    const bad = badConfig((c) => factory(dev(), c), meta.config);
     expect(bad({ dims: 2 })).toThrow(PulmoError);
     expect(bad({ dec: [[10, 8]] })).toThrow(/dec needs/);
     expect(bad({ enc: [[4, 6], [6, 0], [10, 16]] })).toThrow(PulmoError);
@@ -139,16 +81,6 @@ describe(NAME, () => {
     const { input_shape: _, ...paperNoShape } = PAPER;
     expect(resolveConfig({ num_classes: 3 })).toEqual({ ...paperNoShape, num_classes: 3 });
     expect(resolveConfig(meta.config)).toEqual(meta.config);
-    const m = factory(dev(), meta.config);
-    try {
-      m.eval();
-      for (const shape of [[1, 1, 16, 24, 30], [1, 2, 16, 24, 32], [1, 16, 24, 32], [1, 1, 1, 16, 24, 32]]) {
-        const x = Tensor.zeros(dev(), shape);
-        expect(() => noGrad(() => m.forward(x))).toThrow(PulmoError);
-        x.dispose();
-      }
-    } finally {
-      m.dispose();
-    }
+    withModel(factory(dev(), meta.config), (m) => expectForwardRejects(dev(), m, [[1, 1, 16, 24, 30], [1, 2, 16, 24, 32], [1, 16, 24, 32], [1, 1, 1, 16, 24, 32]]));
   });
 });

@@ -1,30 +1,15 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GOLDEN_MODELS_DIR, modelGoldenTest, useDevice } from "../helpers.ts";
+import { modelGoldenTest, useDevice } from "../helpers.ts";
 import { PulmoError, Tensor, tidy, type HostArray } from "../../src/node.ts";
 import { noGrad } from "../../src/graph/index.ts";
-import { readSafetensors } from "../../weights/safetensors.ts";
+import { badConfig, expectForwardRejects, expectGoldenCounts, goldenParams, keysOf, loadGolden, mappedKeys, withModel } from "./common.ts";
 import { UNETR, factory, forwardMacs, fromMonaiUnetr, parameterCount } from "../../src/models/unetr.ts";
 
-const KEYS_FILE = join(import.meta.dirname, "..", "golden", "models", "keys", "unetr.txt");
-const meta = JSON.parse(readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "unetr.safetensors"))).metadata.case!);
+const { file, meta } = loadGolden("unetr");
 const PAPER = {
   in_channels: 1, num_classes: 2, img_size: [96, 96, 96], feature_size: 16, hidden_size: 768, mlp_dim: 3072,
   num_heads: 12, num_layers: 12, skip_layers: [3, 6, 9], dropout: 0.0, qkv_bias: false,
 };
-
-/** key → shape from shared/reference/keys/unetr.txt (paper preset), in file order. */
-function paperKeys(): [string, number[]][] {
-  return readFileSync(KEYS_FILE, "utf8")
-    .split("\n")
-    .filter((l) => l && !l.startsWith("#"))
-    .map((l) => {
-      const m = /^(\S+) \[([\d, ]*)\]$/.exec(l.trim());
-      if (!m) throw new Error(`bad key line ${l}`);
-      return [m[1]!, m[2]!.split(",").filter((s) => s.trim()).map(Number)];
-    });
-}
 
 const host = (shape: number[], f: (i: number) => number = (i) => i): HostArray => {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -37,23 +22,17 @@ describe("unetr", () => {
   const dev = useDevice();
 
   it("parameterCount matches the golden metadata and the paper preset", () => {
-    expect(parameterCount(meta.config)).toBe(meta.param_count);
+    expectGoldenCounts(meta, parameterCount, forwardMacs, false);
     expect(parameterCount(PAPER)).toBe(92_783_842);
   });
 
   it("forwardMacs matches the golden metadata and MODELS.md (73.1 GMAC at 96³)", () => {
-    expect(forwardMacs(meta.config, meta.config.input_shape)).toBe(meta.forward_macs);
     expect(Math.round(forwardMacs(PAPER, [1, 1, 96, 96, 96]) / 1e8) / 10).toBe(73.1);
     expect(forwardMacs(PAPER, [2, 1, 96, 96, 96])).toBe(2 * forwardMacs(PAPER, [1, 1, 96, 96, 96]));
   });
 
   it("module parameter count equals parameterCount (tiny preset)", () => {
-    const m = factory(dev(), meta.config);
-    try {
-      expect(m.parameterCount()).toBe(meta.param_count);
-    } finally {
-      m.dispose();
-    }
+    withModel(factory(dev(), meta.config), (m) => expect(m.parameterCount()).toBe(meta.param_count));
   });
 
   it("state-dict keys, order and shapes equal the paper key list", () => {
@@ -61,21 +40,16 @@ describe("unetr", () => {
     // paper (12 layers, skips 3/6/9, f 16, 96³, 1 → 2 channels) but hidden 24 / MLP 48, so the
     // only shapes that differ are the hidden-derived ones: 768 → 24, 2304 → 72, 3072 → 48.
     const small = { ...PAPER, hidden_size: 24, mlp_dim: 48 };
-    const m = factory(dev(), small);
-    try {
-      const map: Record<number, number> = { 768: 24, 2304: 72, 3072: 48 };
-      const expected = paperKeys().map(([k, s]) => `${k} [${s.map((d) => map[d] ?? d).join(", ")}]`);
-      const mine = [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);
-      expect(mine).toEqual(expected);
+    withModel(factory(dev(), small), (m) => {
+      const expected = mappedKeys("unetr", { 768: 24, 2304: 72, 3072: 48 });
+      expect(keysOf(m)).toEqual(expected);
       expect(expected.length).toBe(170);
       expect(parameterCount(small)).toBe(m.parameterCount());
-    } finally {
-      m.dispose();
-    }
+    });
   });
 
   it("rejects bad configs and wrong input shapes with a PulmoError", () => {
-    const bad = (over: Record<string, any>) => () => factory(dev(), { ...meta.config, ...over });
+    const bad = badConfig((c) => factory(dev(), c), meta.config);
     expect(bad({ img_size: [16, 32, 40] })).toThrow(PulmoError);
     expect(bad({ num_heads: 5 })).toThrow(/divisible/);
     expect(bad({ skip_layers: [0, 1, 2] })).toThrow(/skip_layers/);
@@ -83,17 +57,7 @@ describe("unetr", () => {
     expect(bad({ typo_key: 1 })).toThrow(/unknown key/);
     expect(() => parameterCount({ ...PAPER, hidden_size: 100 })).toThrow(PulmoError);
     expect(() => forwardMacs(PAPER, [1, 1, 96, 96, 64])).toThrow(PulmoError);
-    const m = factory(dev(), meta.config);
-    try {
-      m.eval();
-      for (const shape of [[1, 1, 16, 32, 32], [1, 2, 16, 32, 48], [16, 32, 48]]) {
-        const x = Tensor.zeros(dev(), shape);
-        expect(() => noGrad(() => m.forward(x))).toThrow(PulmoError);
-        x.dispose();
-      }
-    } finally {
-      m.dispose();
-    }
+    withModel(factory(dev(), meta.config), (m) => expectForwardRejects(dev(), m, [[1, 1, 16, 32, 32], [1, 2, 16, 32, 48], [16, 32, 48]]));
   });
 
   describe("fromMonaiUnetr", () => {
@@ -147,9 +111,7 @@ describe("unetr", () => {
     it("a converted perceptron checkpoint computes the same forward as the conv form", async () => {
       // Golden tiny weights → perceptron form (the inverse permutation) + MONAI ≥ 1.4 extras →
       // fromMonaiUnetr → strict load → same eval output as loading the golden weights directly.
-      const file = readSafetensors(readFileSync(join(GOLDEN_MODELS_DIR, "unetr.safetensors")));
-      const params = new Map<string, HostArray>();
-      for (const n of file.names) if (n.startsWith("param.")) params.set(n.slice(6), { data: file.float32(n), shape: file.tensors.get(n)!.shape });
+      const params = goldenParams(file);
       const monai = new Map<string, HostArray>();
       const vol = 16 ** 3;
       for (const [k, v] of params) {
