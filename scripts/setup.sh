@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian bookworm machine for Pulmo: software Vulkan (lavapipe, Mesa from
-# bookworm-backports, because bookworm's own Mesa is too old for Dawn) and the npm dependencies.
+# bookworm-backports, because bookworm's own Mesa is too old for Dawn), the Debian tools the tests
+# use, and the npm dependencies.
 # Idempotent: running it twice is harmless. Needs root (or sudo) for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,11 +35,27 @@ add_backports_suite() {
   fi
 }
 
+# Debian packages the tests use: dciodvfy (dicom3tools) validates the RTSTRUCTs we write, pydicom
+# reads them back and ships the CT_small/rtstruct test files, Chromium runs the browser tests.
+TOOLS=(dicom3tools python3-pydicom chromium)
+missing_tools() {
+  local p
+  for p in "${TOOLS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+
+export DEBIAN_FRONTEND=noninteractive
+updated=0
 if ! have_backports_mesa; then
   add_backports_suite
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
+  $SUDO apt-get update -q; updated=1
   $SUDO apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers
+fi
+mapfile -t need < <(missing_tools)
+if [ "${#need[@]}" -gt 0 ]; then
+  [ "$updated" = 1 ] || $SUDO apt-get update -q
+  $SUDO apt-get install -y -q "${need[@]}"
 fi
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
