@@ -1,23 +1,78 @@
+// `pulmo <command>`: the command table, `pulmo help [command]`, `--help` on each, and the exit codes
+// (0 ok, 1 failure, 2 usage error).
 import { PulmoError } from "../runtime/errors.ts";
-import { checkGolden } from "./check_golden.ts";
+import { formatHelp, parseArgs, UsageError, type Command } from "./args.ts";
+import { checkGoldenCommand } from "./check_golden.ts";
+import { benchCommand } from "./bench.ts";
 
-const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
-  "check-golden": { run: checkGolden, help: "check-golden DIR...   run every golden case (op or whole model) in each DIR on the GPU" },
-};
+/** Every command, in the order `pulmo help` lists them. Adding one: import it and add one line. */
+export const COMMANDS: Command[] = [
+  checkGoldenCommand,
+  benchCommand,
+];
 
-export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...args] = argv;
-  const c = cmd ? COMMANDS[cmd] : undefined;
-  if (!c) {
-    console.log(`usage: pulmo <command>\n${Object.values(COMMANDS).map((c) => `  ${c.help}`).join("\n")}`);
-    return cmd && cmd !== "help" && cmd !== "--help" ? 2 : 0;
-  }
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+function overview(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    "usage: pulmo <command> [options]     (pulmo help <command>, or pulmo <command> --help)",
+    "",
+    "commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
+    "",
+    "exit codes: 0 ok, 1 failure, 2 usage error",
+  ].join("\n");
+}
+
+function find(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
+
+/** Runs one command's body on already-split words: parse, `--help`, run; usage mistakes → 2, our
+ * own errors (PulmoError) → 1 with their message, anything else → 1 with its stack (a bug). */
+export async function runCommand(c: Command, args: readonly string[]): Promise<number> {
   try {
-    return await c.run(args);
+    const parsed = parseArgs(c, args);
+    if (parsed.help) {
+      console.log(formatHelp(c));
+      return EXIT.ok;
+    }
+    return await c.run(parsed);
   } catch (e) {
-    // Our own errors are the message a user needs; anything else is a bug worth its stack.
-    if (e instanceof PulmoError) console.error(`pulmo: ${e.message}`);
+    if (e instanceof UsageError) {
+      console.error(`pulmo ${e.message}\n(pulmo ${c.name} --help for usage)`);
+      return EXIT.usage;
+    }
+    if (e instanceof PulmoError) console.error(`pulmo ${c.name}: ${e.message}`);
     else console.error(e);
-    return 1;
+    return EXIT.failure;
   }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined || cmd === "--help" || cmd === "-h") {
+    console.log(overview());
+    return cmd === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (cmd === "help") {
+    if (args.length === 0) {
+      console.log(overview());
+      return EXIT.ok;
+    }
+    const c = find(args[0]!);
+    if (!c) {
+      console.error(`pulmo: unknown command ${JSON.stringify(args[0])}\n\n${overview()}`);
+      return EXIT.usage;
+    }
+    console.log(formatHelp(c));
+    return EXIT.ok;
+  }
+  const c = find(cmd);
+  if (!c) {
+    console.error(`pulmo: unknown command ${JSON.stringify(cmd)}\n\n${overview()}`);
+    return EXIT.usage;
+  }
+  return runCommand(c, args);
 }
