@@ -119,8 +119,8 @@ function stackSamples(samples: readonly Sample[]): Sample {
   return { input: stackHost(samples.map((s) => s.input), "input"), target: stackHost(samples.map((s) => s.target), "target") };
 }
 
-/** mulberry32 */
-function rng(seed: number): () => number {
+/** mulberry32: a small seeded 32-bit generator of numbers in [0, 1) (also the phantom's). */
+export function rng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
