@@ -5,4 +5,5 @@ export { readSafetensors, writeSafetensors, SafetensorsError, type SafetensorsFi
 export { readNifti, writeNifti, writeMaskLike, NiftiError, type NiftiVolume, type NiftiDtype } from "./io/nifti.ts";
 export * from "./pipeline/inference.ts";
 export * from "./pipeline/masks/index.ts";
+export * from "./pipeline/evaluate.ts";
 export { readBytes, type ByteSource } from "./io/source.ts";
