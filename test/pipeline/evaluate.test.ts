@@ -11,7 +11,7 @@ const SP = [2.5, 0.9, 0.8] as const;
 const N = SHAPE[0] * SHAPE[1] * SHAPE[2];
 const idx = (z: number, y: number, x: number) => (z * SHAPE[1] + y) * SHAPE[2] + x;
 
-function box(z0: number, z1: number, y0: number, y1: number, x0: number, x1: number, into = new Uint8Array(N)): Uint8Array {
+function box(z0: number, z1: number, y0: number, y1: number, x0: number, x1: number, into: Uint8Array = new Uint8Array(N)): Uint8Array {
   for (let z = z0; z < z1; z++) for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) into[idx(z, y, x)] = 1;
   return into;
 }
