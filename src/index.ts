@@ -6,4 +6,5 @@ export { readNifti, writeNifti, writeMaskLike, NiftiError, type NiftiVolume, typ
 export * from "./pipeline/inference.ts";
 export * from "./pipeline/masks/index.ts";
 export * from "./pipeline/evaluate.ts";
+export * from "./pipeline/phantom.ts";
 export { readBytes, type ByteSource } from "./io/source.ts";
