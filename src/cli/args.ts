@@ -90,6 +90,13 @@ export class ParsedArgs {
     return this.get(name, ["number", "int"]) as number | undefined;
   }
 
+  /** a number flag that must be given (or has a default) */
+  needNum(name: string): number {
+    const v = this.num(name);
+    if (v === undefined) throw new UsageError(`${this.command.name}: --${name} is required`);
+    return v;
+  }
+
   bool(name: string): boolean {
     return Boolean(this.get(name, ["boolean"]));
   }

@@ -4,9 +4,15 @@ import { PulmoError } from "../runtime/errors.ts";
 import { formatHelp, parseArgs, UsageError, type Command } from "./args.ts";
 import { checkGoldenCommand } from "./check_golden.ts";
 import { benchCommand } from "./bench.ts";
+import { segmentCommand } from "./segment.ts";
+import { evaluateCommand } from "./evaluate.ts";
+import { expandCommand } from "./expand.ts";
 
 /** Every command, in the order `pulmo help` lists them. Adding one: import it and add one line. */
 export const COMMANDS: Command[] = [
+  segmentCommand,
+  evaluateCommand,
+  expandCommand,
   checkGoldenCommand,
   benchCommand,
 ];
@@ -41,7 +47,8 @@ export async function runCommand(c: Command, args: readonly string[]): Promise<n
     return await c.run(parsed);
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`pulmo ${e.message}\n(pulmo ${c.name} --help for usage)`);
+      const msg = e.message.startsWith(`${c.name}: `) ? e.message : `${c.name}: ${e.message}`;
+      console.error(`pulmo ${msg}\n(pulmo ${c.name} --help for usage)`);
       return EXIT.usage;
     }
     if (e instanceof PulmoError) console.error(`pulmo ${c.name}: ${e.message}`);

@@ -34,7 +34,7 @@ export function checkSameGrid(a: GriddedMask, b: GriddedMask, what: string, agai
   const pa = checkSpacing(a.spacing, against);
   const pb = checkSpacing(b.spacing, what);
   if (pa.some((v, i) => Math.abs(v - pb[i]!) > 1e-4 * Math.max(v, pb[i]!)))
-    throw new GridMismatchError(`${what} has spacing ${shapeStr(pb)} mm but ${against} ${shapeStr(pa)} mm: they are not on the same grid`);
+    throw new GridMismatchError(`${what} has spacing ${fmtMm(pb)} mm but ${against} ${fmtMm(pa)} mm: they are not on the same grid`);
   if (a.affine && b.affine) {
     for (let r = 0; r < 3; r++)
       for (let c = 0; c < 4; c++)
@@ -45,6 +45,8 @@ export function checkSameGrid(a: GriddedMask, b: GriddedMask, what: string, agai
   }
 }
 
+// NIfTI stores float32: print 0.9, not 0.8999999761581421.
+const fmtMm = (v: readonly number[]) => `[${v.map((x) => +x.toPrecision(6)).join(", ")}]`;
 const fmtRow = (r: readonly number[]) => `[${r.slice(0, 4).map((v) => +v.toFixed(3)).join(", ")}]`;
 
 /** Which of the two masks is empty: MONAI's conventions depend on it. */
