@@ -36,8 +36,9 @@ add_backports_suite() {
 }
 
 # Debian packages the tests use: dciodvfy (dicom3tools) validates the RTSTRUCTs we write, pydicom
-# reads them back and ships the CT_small/rtstruct test files, Chromium runs the browser tests.
-TOOLS=(dicom3tools python3-pydicom chromium)
+# reads them back and ships the CT_small/rtstruct test files, Chromium runs the browser tests;
+# dcmtk's dcmdjpeg gives scripts/dicom_expected.py an independent JPEG Lossless decoder.
+TOOLS=(dicom3tools python3-pydicom chromium dcmtk)
 missing_tools() {
   local p
   for p in "${TOOLS[@]}"; do
