@@ -131,6 +131,8 @@ class Parser {
         this.need(pos, 8, end, "item delimiter");
         return pos + 8;
       }
+      if (untilItemEnd && tag === TAGS.SequenceDelimitationItem)
+        fail(`item of undefined length has no item delimiter (FFFE,E00D): found a sequence delimiter at byte ${pos}`);
       if (tag === TAGS.SequenceDelimitationItem || tag === TAGS.Item)
         fail(`unexpected ${tagName(tag)} at byte ${pos} (not inside a sequence)`);
       pos = this.element(pos, end, into, depth);
