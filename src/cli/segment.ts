@@ -14,6 +14,8 @@ import type { SegmentationNet } from "../models/index.ts";
 import { UsageError, type Command, type ParsedArgs } from "./args.ts";
 import { caseName, isDicomFolder, isNiftiPath, listCases, readVolume, writeOutput, type CaseEntry } from "./files.ts";
 import { checkModelName, loadStateDictModel, parseConfig } from "./model_source.ts";
+import { maskRtstruct, readSeriesFolder, seriesAsNifti } from "./dicom_input.ts";
+import type { CtSeries } from "../io/dicom/index.ts";
 import { progressBar } from "./progress.ts";
 
 /** The CLI's overrides of a preset, each only when given. */
@@ -78,25 +80,28 @@ export interface CaseResult {
   message?: string;
 }
 
-const DICOM_NOT_YET =
-  "DICOM series input needs the DICOM series reader (src/io/dicom, issue 6), which is not in this build yet; convert the series to NIfTI (e.g. dcm2niix) and pass the .nii.gz";
+/** Where the RTSTRUCT of a DICOM case goes: beside the mask, `NAME_rtstruct.dcm`. */
+export const rtstructPath = (maskPath: string) => `${maskPath.replace(/\.nii(\.gz)?$/i, "")}_rtstruct.dcm`;
 
 /** Reads one case's CT (and iGTV when the model needs it). */
-function loadCase(entry: CaseEntry, igtvPath: string | undefined, needs: readonly "igtv"[]): { ct: NiftiVolume; igtv?: NiftiVolume } {
-  if (entry.kind === "dicom") throw new PulmoError(DICOM_NOT_YET);
-  const ct = readVolume(entry.path, "CT");
+function loadCase(entry: CaseEntry, igtvPath: string | undefined, needs: readonly "igtv"[]): { ct: NiftiVolume; series?: CtSeries; igtv?: NiftiVolume } {
+  let ct: NiftiVolume, series: CtSeries | undefined;
+  if (entry.kind === "dicom") {
+    series = readSeriesFolder(entry.path);
+    ct = seriesAsNifti(series);
+  } else ct = readVolume(entry.path, "CT");
   if (ct.data.length === 0) throw new PulmoError(`CT ${entry.path}: the volume is empty`);
-  if (!needs.includes("igtv")) return { ct };
+  if (!needs.includes("igtv")) return { ct, series };
   if (!igtvPath) throw new PulmoError(`this model takes the iGTV mask as its second input: give --igtv FILE (in a folder run, a file name inside each case folder)`);
   const igtv = readVolume(igtvPath, "iGTV");
   checkSameGrid(ct, igtv, `the iGTV ${igtvPath}`, `the CT ${entry.path}`);
-  return { ct, igtv };
+  return { ct, series, igtv };
 }
 
 /** Segments one case and writes its mask atomically; returns seconds and the mask's cm³. */
 export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: string, igtvPath?: string, quiet = false): Promise<{ seconds: number; cc: number }> {
   const t0 = performance.now();
-  const { ct, igtv } = loadCase(entry, igtvPath, model.needs);
+  const { ct, series, igtv } = loadCase(entry, igtvPath, model.needs);
   const options = model.options(ct, { igtv });
   const bar = quiet ? null : progressBar(entry.name, 1);
   let total = 1;
@@ -109,6 +114,8 @@ export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: st
   });
   let voxels = 0;
   for (let i = 0; i < r.mask.length; i++) if (r.mask[i]) voxels++;
+  // The RTSTRUCT first: an existing mask then means the case is complete (resuming skips it).
+  if (series) writeOutput(rtstructPath(out), maskRtstruct(r.mask, series, "GTV", model.label));
   writeOutput(out, writeMaskLike(ct, r.mask, { gzip: /\.gz$/i.test(out) }));
   const seconds = (performance.now() - t0) / 1000;
   bar?.finish(`${total} windows, ${seconds.toFixed(1)} s`);
@@ -163,7 +170,7 @@ export async function runSegment(model: SegmentModel, o: SegmentRunOptions): Pro
     try {
       const r = await segmentCase(model, entry, out, igtv, o.quiet);
       results.push({ name: entry.name, status: "done", out, ...r });
-      console.log(`${tag}: ${r.seconds.toFixed(1)} s, ${r.cc.toFixed(2)} cm³ → ${out}`);
+      console.log(`${tag}: ${r.seconds.toFixed(1)} s, ${r.cc.toFixed(2)} cm³ → ${out}${entry.kind === "dicom" ? ` and ${rtstructPath(out)}` : ""}`);
     } catch (e) {
       if (!(e instanceof PulmoError)) throw e;
       results.push({ name: entry.name, status: "failed", out, message: e.message });
@@ -217,7 +224,7 @@ export const segmentCommand: Command = {
   description: [
     "INPUT is a .nii/.nii.gz CT, a DICOM series folder, or a folder of cases (NAME.nii[.gz] files, or one",
     "folder per case holding its CT). Each mask is written atomically as uint8 NIfTI on the CT's grid (same",
-    "header and affine). In a folder run, cases whose output exists are skipped (outputs are only ever",
+    "header and affine); for a DICOM series also an RTSTRUCT (NAME_rtstruct.dcm) referencing it. In a folder run, cases whose output exists are skipped (outputs are only ever",
     "complete), a failed case is reported and the others go on, and the exit code is 1 if any case failed.",
     "The model's preprocessing, window and post-processing come from its preset (docs/inference.md);",
     "the options below override them.",
