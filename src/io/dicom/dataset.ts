@@ -60,6 +60,7 @@ export class DicomDataset {
     const e = this.elements.get(tag);
     if (!e || e.bytes.length === 0) return [];
     if (STRING_VRS.has(e.vr)) {
+      if (this.getString(tag) === undefined) return []; // only padding: an empty value
       return this.getStrings(tag).map((s) => {
         const v = s === "" ? NaN : Number(s);
         if (!Number.isFinite(v)) fail(`${tagName(tag)} value '${s.slice(0, 40)}' is not a number`);
