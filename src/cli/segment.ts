@@ -2,7 +2,8 @@
 // each CT's grid out. Folder runs are resumable (existing outputs are complete, being written
 // atomically) and carry on past a failed case.
 import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { PulmoError } from "../runtime/errors.ts";
 import type { Device } from "../runtime/device.ts";
 import { createDevice } from "../node.ts";
@@ -12,7 +13,8 @@ import { presetFor, presetOptions } from "../pipeline/presets.ts";
 import { checkSameGrid } from "../pipeline/evaluate.ts";
 import type { SegmentationNet } from "../models/index.ts";
 import { UsageError, type Command, type ParsedArgs } from "./args.ts";
-import { caseName, isDicomFolder, isNiftiPath, listCases, readVolume, writeOutput, type CaseEntry } from "./files.ts";
+import { caseName, isDicomFolder, isNiftiPath, listCases, readInput, readVolume, writeOutput, type CaseEntry } from "./files.ts";
+import { bundleSegmentOptions, readModelBundle } from "../pipeline/bundle.ts";
 import { checkModelName, loadStateDictModel, parseConfig } from "./model_source.ts";
 import { maskRtstruct, readSeriesFolder, seriesAsNifti } from "./dicom_input.ts";
 import type { CtSeries } from "../io/dicom/index.ts";
@@ -68,6 +70,33 @@ export function stateDictModel(device: Device, model: string, config: Record<str
     needs: preset.inputs.filter((i): i is "igtv" => i === "igtv"),
     options: (ct, extras) =>
       applyOverrides(presetOptions(preset, { shape: ct.shape, config, population, inputs: extras.igtv ? { igtv: extras.igtv } : {} }), overrides),
+  };
+}
+
+/** The demo model bundle shipped in the repository (H2's training script makes it). */
+export const DEFAULT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "assets", "weights", "demo-unet3d.safetensors");
+
+/** A model bundle: its own preprocessing, window and post-processing, with the overrides. */
+export function bundleModel(device: Device, path: string, overrides: SegmentOverrides): SegmentModel {
+  const bytes = readInput(path, "model bundle");
+  let loaded: ReturnType<typeof readModelBundle>;
+  try {
+    loaded = readModelBundle(device, bytes);
+  } catch (e) {
+    if (e instanceof PulmoError) throw new PulmoError(`${path}: ${e.message}${/not a model bundle/.test(e.message) ? " (a plain state dict needs --model NAME and --config)" : ""}`);
+    throw e;
+  }
+  const { net, spec } = loaded;
+  const needsIgtv = spec.model === "ctv_unet";
+  return {
+    net,
+    label: `${spec.model} bundle ${path}${spec.description ? ` (${spec.description})` : ""}`,
+    needs: needsIgtv ? ["igtv"] : [],
+    options: (_ct, extras) => {
+      const o = bundleSegmentOptions(spec);
+      if (extras.igtv) o.preprocess = { ...o.preprocess, extraChannels: [extras.igtv] };
+      return applyOverrides(o, overrides);
+    },
   };
 }
 
@@ -220,19 +249,20 @@ export function overridesFrom(a: ParsedArgs): SegmentOverrides {
 export const segmentCommand: Command = {
   name: "segment",
   summary: "segment a CT (NIfTI file, DICOM series folder, or a folder of cases) into uint8 NIfTI masks",
-  usage: "pulmo segment INPUT --model NAME [--config JSON] --weights FILE [--out FILE|DIR] [options]",
+  usage: "pulmo segment INPUT [--weights BUNDLE | --model NAME [--config JSON] --weights STATE_DICT] [--out FILE|DIR] [options]",
   description: [
     "INPUT is a .nii/.nii.gz CT, a DICOM series folder, or a folder of cases (NAME.nii[.gz] files, or one",
     "folder per case holding its CT). Each mask is written atomically as uint8 NIfTI on the CT's grid (same",
     "header and affine); for a DICOM series also an RTSTRUCT (NAME_rtstruct.dcm) referencing it. In a folder run, cases whose output exists are skipped (outputs are only ever",
     "complete), a failed case is reported and the others go on, and the exit code is 1 if any case failed.",
-    "The model's preprocessing, window and post-processing come from its preset (docs/inference.md);",
-    "the options below override them.",
+    "The model: a model bundle (--weights FILE; default the bundled demo model assets/weights/demo-unet3d.safetensors)",
+    "carries its own preprocessing, window and post-processing; a plain PyTorch state dict needs --model and",
+    "--config and uses the model's preset (docs/inference.md). The options below override either.",
   ].join("\n"),
   flags: {
-    model: { type: "string", value: "NAME", help: "registry name (unet3d, coretr, rdu, resnet34_fpn, ctv_unet, ...)" },
+    model: { type: "string", value: "NAME", help: "registry name (unet3d, coretr, rdu, resnet34_fpn, ctv_unet, ...): --weights is then a plain state dict" },
     config: { type: "string", value: "JSON|FILE", help: "model config as JSON or a JSON file (missing keys: paper values)" },
-    weights: { type: "string", value: "FILE", help: "PyTorch state dict as safetensors" },
+    weights: { type: "string", value: "FILE", help: "model bundle (default: the bundled demo model), or with --model a PyTorch state dict (safetensors)" },
     out: { type: "string", value: "FILE|DIR", alias: "-o", help: "output mask, or folder for a folder of cases (default NAME_mask.nii.gz)" },
     force: { type: "boolean", help: "redo cases whose output already exists" },
     "case-file": { type: "string", value: "NAME", help: "the CT file inside each case folder (default: its only NIfTI)" },
@@ -252,21 +282,25 @@ export const segmentCommand: Command = {
   },
   positionals: { name: "INPUT", help: "CT file, DICOM folder, or folder of cases", min: 1, max: 1 },
   examples: [
+    "pulmo segment ct.nii.gz --out gtv.nii.gz",
+    "pulmo segment dicom/series1/ --weights my-bundle.safetensors --out gtv.nii.gz",
     "pulmo segment ct.nii.gz --model unet3d --config unet3d.json --weights unet3d.safetensors --out gtv.nii.gz",
     "pulmo segment cases/ --model coretr --weights coretr.safetensors --out masks/ --mirror --keep-largest",
   ],
   run: async (a) => {
     const model = a.str("model");
-    if (!model) throw new UsageError("segment: give --model NAME with --weights FILE (a PyTorch state dict); model bundles are not in this build yet");
-    checkModelName(model);
+    if (model) checkModelName(model);
+    else if (a.has("config") || a.has("population")) throw new UsageError("segment: --config and --population go with --model (a bundle carries its own)");
     const config = parseConfig(a.str("config"));
     const overrides = overridesFrom(a);
     const population = parsePopulation(a.str("population"));
+    const weights = a.str("weights") ?? (model ? undefined : DEFAULT_BUNDLE);
+    if (!model && !existsSync(weights!)) throw new PulmoError(`no --weights given and the bundled demo model ${weights} is missing (npm run setup, or train it: see README)`);
     const run: SegmentRunOptions = { input: a.positionals[0]!, out: a.str("out"), force: a.bool("force"), caseFile: a.str("case-file"), igtv: a.str("igtv"), quiet: a.bool("quiet") };
     planCases(run); // usage mistakes before the GPU starts
     const device = await createDevice();
     try {
-      const m = stateDictModel(device, model, config, a.str("weights"), overrides, population);
+      const m = model ? stateDictModel(device, model, config, weights, overrides, population) : bundleModel(device, weights!, overrides);
       try {
         console.error(`model: ${m.label}`);
         const results = await runSegment(m, run);

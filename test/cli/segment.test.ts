@@ -6,6 +6,7 @@ import { buildModel, nn, readNifti, segment, writeNifti, type SegmentationNet } 
 import { readCtSeries, rasterizeRoi, writeCtSeries } from "../../src/io/dicom/index.ts";
 import { presetFor, presetOptions } from "../../src/pipeline/presets.ts";
 import { applyOverrides } from "../../src/cli/segment.ts";
+import { bundleSegmentOptions, writeModelBundle } from "../../src/pipeline/bundle.ts";
 import { useDevice } from "../helpers.ts";
 import { listing, pulmo, useTmp, writeVolume } from "./helpers.ts";
 
@@ -129,6 +130,29 @@ describe("pulmo segment", () => {
     expect(np).toBeLessThan(N);
     console.info(`dicom round trip: ${np} voxels, Dice ${((2 * tp) / (np + nb)).toFixed(4)}`);
     expect((2 * tp) / (np + nb)).toBeGreaterThanOrEqual(0.98);
+  });
+
+  it("a model bundle carries its own options; a plain state dict without --model is named as such", async () => {
+    const d = join(tmp(), "bundle");
+    mkdirSync(d);
+    const spec = {
+      model: "unet3d", config: net.config, description: "tiny test net",
+      preprocess: { normalization: { kind: "window-minmax" as const } },
+      window: { patch: [8, 8, 8], overlap: 0.25, gaussian: false },
+      postprocess: { mode: "threshold" as const, threshold: 0.5, keepLargest: true },
+    };
+    const bundle = join(d, "b.safetensors");
+    writeFileSync(bundle, await writeModelBundle(net, spec));
+    writeVolume(join(d, "ct.nii.gz"), ct(), SHAPE, SP, "int16");
+    const out = join(d, "m.nii.gz");
+    const r = await pulmo("segment", join(d, "ct.nii.gz"), "--weights", bundle, "--out", out, "--quiet");
+    expect(r.code).toBe(0);
+    const want = (await segment(net, { data: ct(), shape: SHAPE, spacing: SP.map(Math.fround) }, bundleSegmentOptions(spec))).mask;
+    expect(Array.from(readNifti(readFileSync(out)).data)).toEqual(Array.from(want));
+    const r2 = await pulmo("segment", join(d, "ct.nii.gz"), "--weights", weights, "--out", join(d, "x.nii.gz"), "--quiet");
+    expect(r2.code).toBe(1);
+    expect(r2.err).toMatch(/not a model bundle.*a plain state dict needs --model NAME and --config/);
+    expect(listing(d)).toEqual(["b.safetensors", "ct.nii.gz", "m.nii.gz"]);
   });
 
   describe("bad input: a clear error, exit 1, nothing under the output name", () => {
