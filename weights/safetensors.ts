@@ -89,6 +89,13 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number): Safeten
   let header: unknown;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
+  } catch (e) {
+    fail(`header is not valid JSON (not UTF-8: ${(e as Error).message})`);
+  }
+  // A real header nests 3 deep; refusing deep nesting first keeps a hostile header from costing
+  // seconds of parsing (and one Set per level in checkDuplicateKeys).
+  checkNesting(text);
+  try {
     header = JSON.parse(text);
   } catch (e) {
     fail(`header is not valid JSON (${(e as Error).message})`);
@@ -165,6 +172,23 @@ export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
   };
 }
 
+/** Deepest bracket nesting accepted in a header (real ones: object → entry → shape list). */
+export const MAX_HEADER_NESTING = 32;
+
+/** Rejects JSON text whose brackets (outside strings) nest deeper than MAX_HEADER_NESTING. */
+function checkNesting(text: string): void {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // skip a string literal (escapes included); an unterminated one is left to JSON.parse
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_HEADER_NESTING) fail(`header JSON nests deeper than ${MAX_HEADER_NESTING} levels (a real header nests 3)`);
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+}
+
 /** Rejects a duplicate key in any object of the (already valid) JSON text. */
 function checkDuplicateKeys(text: string): void {
   // One Set per open object (null for arrays); a string followed by ':' is a key of the innermost.
@@ -184,7 +208,7 @@ function checkDuplicateKeys(text: string): void {
       let k = j + 1;
       while (k < text.length && (text[k] === " " || text[k] === "\t" || text[k] === "\n" || text[k] === "\r")) k++;
       if (text[k] !== ":") continue;
-      const key = JSON.parse(literal) as string;
+      const key = literal.includes("\\") ? (JSON.parse(literal) as string) : literal.slice(1, -1);
       if (keys.has(key))
         fail(stack.length === 1 ? `duplicate tensor name '${key}'` : `duplicate key '${key}' in a header object (ambiguous)`);
       keys.add(key);

@@ -1,7 +1,7 @@
 // NIfTI-1 read and write (.nii and .nii.gz). Volumes use the engine's [D, H, W] order: a file of
 // dim [nx, ny, nz] becomes shape [nz, ny, nx] with the data in the file's memory order (x fastest).
 // The 348-byte header is kept and written back, so qform/sform and every other field round-trip.
-import { gunzipSync, gzipSync } from "fflate";
+import { Gunzip, gzipSync } from "fflate";
 import { PulmoError } from "../runtime/errors.ts";
 
 export class NiftiError extends PulmoError {
@@ -43,17 +43,12 @@ export interface NiftiVolume {
 
 const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
-/** Parses a .nii or .nii.gz file. Everything the header claims is checked against the bytes
- * before anything is allocated. */
-export function readNifti(input: Uint8Array): NiftiVolume {
-  let bytes = input;
-  if (isGzip(bytes)) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      fail(`corrupt gzip stream (${(e as Error).message})`);
-    }
-  }
+/** Deflate expands data at most about 1032:1 (a 258-byte match costs at least 2 bits), so a header
+ * claiming more image than that times the compressed size is corrupt. */
+const MAX_DEFLATE_RATIO = 1032;
+
+/** The header fields that fix how much data a file holds, validated. */
+function headerLayout(bytes: Uint8Array) {
   if (bytes.byteLength < 348) fail(`truncated file: ${bytes.byteLength} bytes, a NIfTI-1 header needs 348`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = view.getInt32(0, true) === 348;
@@ -62,7 +57,6 @@ export function readNifti(input: Uint8Array): NiftiVolume {
   if (magic !== "n+1" && magic !== "ni1") fail(`bad magic '${magic}' (expected n+1)`);
   if (magic === "ni1") fail("two-file NIfTI (.hdr/.img) is not supported; convert to a single .nii");
   const i16 = (o: number) => view.getInt16(o, le);
-  const f32 = (o: number) => view.getFloat32(o, le);
   const ndim = i16(40);
   if (ndim < 1 || ndim > 7) fail(`dim[0] is ${ndim}, must be 1..7`);
   const dims = Array.from({ length: 7 }, (_, i) => (i < ndim ? i16(42 + 2 * i) : 1));
@@ -71,9 +65,58 @@ export function readNifti(input: Uint8Array): NiftiVolume {
   const code = i16(70);
   const dt = CODES[code] ?? fail(`unsupported datatype code ${code}`);
   const [nx, ny, nz] = dims as [number, number, number];
-  const n = nx * ny * nz;
-  const voxOffset = Math.floor(f32(108));
-  if (!(voxOffset >= 348)) fail(`vox_offset ${f32(108)} is before the end of the header`);
+  const rawOffset = view.getFloat32(108, le);
+  const voxOffset = Math.floor(rawOffset);
+  if (!(voxOffset >= 348)) fail(`vox_offset ${rawOffset} is before the end of the header`);
+  return { view, le, nx, ny, nz, n: nx * ny * nz, dt, voxOffset, end: voxOffset + nx * ny * nz * dt.bytes };
+}
+
+/** Inflates a .nii.gz only as far as its header says the data goes, refusing a header that claims
+ * more than the stream could hold before allocating for it (fflate's gunzipSync would allocate
+ * whatever the gzip trailer claims, up to 4 GiB). */
+function gunzipNifti(input: Uint8Array): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let need = Infinity;
+  const gz = new Gunzip((chunk) => {
+    chunks.push(chunk);
+    total += chunk.byteLength;
+  });
+  const STEP = 1 << 14;
+  for (let at = 0; at < input.byteLength && total < need; at += STEP) {
+    try {
+      gz.push(input.subarray(at, at + STEP), at + STEP >= input.byteLength);
+    } catch (e) {
+      fail(`corrupt gzip stream (${(e as Error).message})`);
+    }
+    if (need === Infinity && total >= 348) {
+      need = headerLayout(concat(chunks, 348)).end;
+      if (need > MAX_DEFLATE_RATIO * input.byteLength + 348)
+        fail(`header claims ${need} bytes of image, more than a ${input.byteLength}-byte gzip stream can hold (corrupt header?)`);
+    }
+  }
+  return concat(chunks, Math.min(total, need));
+}
+
+function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.byteLength === bytes) return chunks[0]!;
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= bytes) break;
+    const part = c.subarray(0, bytes - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** Parses a .nii or .nii.gz file. Everything the header claims is checked against the bytes
+ * before anything is allocated. */
+export function readNifti(input: Uint8Array): NiftiVolume {
+  const bytes = isGzip(input) ? gunzipNifti(input) : input;
+  const { view, le, nx, ny, nz, n, dt, voxOffset } = headerLayout(bytes);
+  const f32 = (o: number) => view.getFloat32(o, le);
   if (voxOffset + n * dt.bytes > bytes.byteLength)
     fail(`truncated data: dims [${nx}, ${ny}, ${nz}] of ${dt.name} need ${n * dt.bytes} bytes at offset ${voxOffset}, file has ${bytes.byteLength - voxOffset}`);
   let slope = f32(112);
