@@ -7,12 +7,14 @@ import { benchCommand } from "./bench.ts";
 import { segmentCommand } from "./segment.ts";
 import { evaluateCommand } from "./evaluate.ts";
 import { expandCommand } from "./expand.ts";
+import { trainCommand } from "./train.ts";
 
 /** Every command, in the order `pulmo help` lists them. Adding one: import it and add one line. */
 export const COMMANDS: Command[] = [
   segmentCommand,
   evaluateCommand,
   expandCommand,
+  trainCommand,
   checkGoldenCommand,
   benchCommand,
 ];
