@@ -1,3 +1,4 @@
+/// <reference path="./vendor.d.ts" />
 // JPEG Lossless Process 14 (SV1 and other predictors) through jpeg-lossless-decoder-js. Its header
 // is checked here first so a corrupt stream cannot make the decoder allocate more than it justifies,
 // and anything the decoder throws becomes a DicomError.
