@@ -123,18 +123,22 @@ export function readCtSeries(files: Uint8Array[], options: SeriesOptions = {}): 
     fail(`non-uniform slice spacing: a gap of ${g.toFixed(3)} mm ${at}, the smallest gap is ${dz.toFixed(3)} mm`);
   });
 
+  const decode = (s: Slice): Int32Array => {
+    try {
+      return decodeFrames(s.ds, s.ts)[0]!;
+    } catch (e) {
+      return rethrowWith(e, `(file ${s.index})`);
+    }
+  };
+  // the first slice decodes before the volume is allocated, so its size is justified by real pixel data
+  const firstPixels = decode(slices[0]!);
   const depth = slices.length;
   const plane = rows * columns;
   const data = new Float32Array(depth * plane);
   slices.forEach((s, k) => {
     const slope = s.ds.getNumber(TAGS.RescaleSlope) ?? 1;
     const intercept = s.ds.getNumber(TAGS.RescaleIntercept) ?? 0;
-    let stored: Int32Array;
-    try {
-      stored = decodeFrames(s.ds, s.ts)[0]!;
-    } catch (e) {
-      return rethrowWith(e, `(file ${s.index})`);
-    }
+    const stored = k === 0 ? firstPixels : decode(s);
     for (let i = 0; i < plane; i++) data[k * plane + i] = stored[i]! * slope + intercept;
   });
   const shape: [number, number, number] = [depth, rows, columns];
