@@ -155,6 +155,40 @@ describe("pulmo segment", () => {
     expect(listing(d)).toEqual(["b.safetensors", "ct.nii.gz", "m.nii.gz"]);
   });
 
+  it("ctv_unet: the iGTV mask as the second input (--igtv); missing or on another grid is an error", async () => {
+    const d = join(tmp(), "ctv");
+    mkdirSync(d);
+    const cfg = { enc: [[4, 4], [8, 8], [16, 16]], dec: [[8, 8], [4, 4]] }; // models.py PRESETS.ctv_unet.tiny
+    nn.setInitSeed(99);
+    const ctvNet = buildModel(dev(), "ctv_unet", cfg);
+    try {
+      writeFileSync(join(d, "ctv.safetensors"), await ctvNet.toSafetensors());
+      ctvNet.eval();
+      const igtv = new Uint8Array(N);
+      for (let z = 3; z < 6; z++) for (let y = 4; y < 8; y++) for (let x = 5; x < 8; x++) igtv[(z * 12 + y) * 12 + x] = 1;
+      writeVolume(join(d, "ct.nii"), ct(), SHAPE, SP, "int16");
+      writeVolume(join(d, "igtv.nii"), igtv, SHAPE, SP);
+      writeVolume(join(d, "small.nii"), new Uint8Array(4 * 12 * 12), [4, 12, 12], SP);
+      const cli = ["--model", "ctv_unet", "--config", JSON.stringify(cfg), "--weights", join(d, "ctv.safetensors"), ...WINDOW, "--quiet"];
+      const o = applyOverrides(presetOptions(presetFor("ctv_unet"), { shape: SHAPE, inputs: { igtv: { data: igtv, shape: SHAPE } } }), { patch: [8, 8, 8], overlap: 0.5 });
+      const probs = (await segment(ctvNet, { data: ct(), shape: SHAPE, spacing: SP }, { ...o, returnProbabilities: true })).probabilities!;
+      const t = Array.from(probs).sort((a, b) => a - b)[Math.floor(0.7 * N)]!;
+      const want = (await segment(ctvNet, { data: ct(), shape: SHAPE, spacing: SP }, applyOverrides(o, { threshold: t }))).mask;
+      const r = await pulmo("segment", join(d, "ct.nii"), ...cli, "--igtv", join(d, "igtv.nii"), "--threshold", String(t), "--out", join(d, "ctv_mask.nii.gz"));
+      expect(r.code).toBe(0);
+      expect(Array.from(readNifti(readFileSync(join(d, "ctv_mask.nii.gz"))).data)).toEqual(Array.from(want));
+      const noIgtv = await pulmo("segment", join(d, "ct.nii"), ...cli, "--out", join(d, "x.nii.gz"));
+      expect(noIgtv.code).toBe(1);
+      expect(noIgtv.err).toMatch(/iGTV mask as its second input: give --igtv FILE/);
+      const wrongGrid = await pulmo("segment", join(d, "ct.nii"), ...cli, "--igtv", join(d, "small.nii"), "--out", join(d, "x.nii.gz"));
+      expect(wrongGrid.code).toBe(1);
+      expect(wrongGrid.err).toMatch(/the iGTV .*small.nii has shape \[4, 12, 12\] but the CT/);
+      expect(existsSync(join(d, "x.nii.gz"))).toBe(false);
+    } finally {
+      ctvNet.dispose();
+    }
+  });
+
   describe("bad input: a clear error, exit 1, nothing under the output name", () => {
     const bad = async (name: string, contents: Uint8Array | string, pattern: RegExp, extra: string[] = []) => {
       const d = join(tmp(), `bad-${name}`);
@@ -187,6 +221,11 @@ describe("pulmo segment", () => {
       return bad("nan.nii", b, /voxel 100 is NaN/);
     });
     it("an empty (0-byte) file", () => bad("empty.nii", new Uint8Array(0), /the file is empty \(0 bytes\)/));
+    it("an empty volume (a zero dimension)", () => {
+      const b = valid();
+      new DataView(b.buffer).setInt16(42, 0, true); // dim[1] = nx = 0
+      return bad("zero.nii", b, /dimensions .* must all be ≥ 1/);
+    });
   });
 
   it("weights for another model or config: named, exit 1, nothing written", async () => {
