@@ -201,9 +201,11 @@ export async function runSegment(model: SegmentModel, o: SegmentRunOptions): Pro
       results.push({ name: entry.name, status: "done", out, ...r });
       console.log(`${tag}: ${r.seconds.toFixed(1)} s, ${r.cc.toFixed(2)} cm³ → ${out}${entry.kind === "dicom" ? ` and ${rtstructPath(out)}` : ""}`);
     } catch (e) {
-      if (!(e instanceof PulmoError)) throw e;
-      results.push({ name: entry.name, status: "failed", out, message: e.message });
-      console.error(`${tag}: FAILED: ${e.message}`);
+      // Every failure stays with its case; one that is not ours is a bug, so its stack is shown too.
+      const message = e instanceof PulmoError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
+      results.push({ name: entry.name, status: "failed", out, message });
+      console.error(`${tag}: FAILED: ${message}`);
+      if (!(e instanceof PulmoError)) console.error(e);
     }
   }
   if (plan.folder) {
@@ -253,8 +255,9 @@ export const segmentCommand: Command = {
   description: [
     "INPUT is a .nii/.nii.gz CT, a DICOM series folder, or a folder of cases (NAME.nii[.gz] files, or one",
     "folder per case holding its CT). Each mask is written atomically as uint8 NIfTI on the CT's grid (same",
-    "header and affine); for a DICOM series also an RTSTRUCT (NAME_rtstruct.dcm) referencing it. In a folder run, cases whose output exists are skipped (outputs are only ever",
-    "complete), a failed case is reported and the others go on, and the exit code is 1 if any case failed.",
+    "header and affine); for a DICOM series also an RTSTRUCT (NAME_rtstruct.dcm) referencing the series.",
+    "In a folder run, cases whose output exists are skipped (outputs are only ever complete), a failed case",
+    "is reported and the others go on, and the exit code is 1 if any case failed.",
     "The model: a model bundle (--weights FILE; default the bundled demo model assets/weights/demo-unet3d.safetensors)",
     "carries its own preprocessing, window and post-processing; a plain PyTorch state dict needs --model and",
     "--config and uses the model's preset (docs/inference.md). The options below override either.",
