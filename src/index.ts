@@ -7,6 +7,8 @@ export * from "./io/dicom/index.ts";
 export * from "./pipeline/inference.ts";
 export * from "./pipeline/masks/index.ts";
 export * from "./pipeline/evaluate.ts";
+export * from "./pipeline/presets.ts";
+export * from "./pipeline/training_data.ts";
 export * from "./pipeline/phantom.ts";
 export * from "./pipeline/bundle.ts";
 export * from "./pipeline/load_model.ts";
