@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DicomError, TAGS, patientToVoxel, readCtSeries, readDicom, voxelToPatient, writeCtSeries, type Vec3 } from "../../src/io/dicom/index.ts";
+import { DicomError, TAGS, geometryFromNiftiAffine, niftiAffineOf, patientToVoxel, readCtSeries, readDicom, voxelToPatient, writeCtSeries, type Vec3 } from "../../src/io/dicom/index.ts";
 import { AXIAL, syntheticSeries } from "./dicom_helpers.ts";
 
 const shuffle = <T>(a: T[], seed: number): T[] => {
@@ -50,6 +50,20 @@ describe("CT series assembly", () => {
     const p = voxelToPatient(s.geometry, 1.5, 2, 3);
     patientToVoxel(s.geometry, p).forEach((v, i) => expect(v).toBeCloseTo([1.5, 2, 3][i]!, 9));
     expect(s.geometry.sliceDirection.map((v) => +v.toFixed(12))).toEqual([-sn, c, 0].map((v) => +v.toFixed(12)));
+  });
+
+  it("converts geometry to a NIfTI (RAS) affine and back: x and y change sign, the grid stays", () => {
+    const c = Math.cos(0.2), sn = Math.sin(0.2);
+    const files = writeCtSeries(new Float32Array(3 * 4 * 5), [3, 4, 5], { origin: [10, -5, 40], rowDirection: [c, sn, 0], columnDirection: [-sn, c, 0], spacing: [2, 0.9, 0.8] }, { seed: 2 });
+    const g = readCtSeries(files).geometry;
+    const ras = niftiAffineOf(g);
+    const p = voxelToPatient(g, 1, 2, 3);
+    const q = [0, 1, 2].map((i) => ras[i]![0]! * 1 + ras[i]![1]! * 2 + ras[i]![2]! * 3 + ras[i]![3]!);
+    [-p[0], -p[1], p[2]].forEach((v, i) => expect(q[i]).toBeCloseTo(v, 9));
+    const back = geometryFromNiftiAffine(ras, g.shape);
+    back.affine.flat().forEach((v, i) => expect(v).toBeCloseTo(g.affine.flat()[i]!, 9));
+    back.spacing.forEach((v, i) => expect(v).toBeCloseTo(g.spacing[i]!, 12));
+    expect(() => geometryFromNiftiAffine([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]], [1, 1, 1])).toThrow(/zero-length axis/);
   });
 
   it("writes dciodvfy-relevant CT attributes and round-trips HU through int16 with a rescale intercept", () => {

@@ -54,3 +54,33 @@ export function patientToVoxel(g: SeriesGeometry, p: Vec3): Vec3 {
   const d: Vec3 = [p[0] - g.origin[0], p[1] - g.origin[1], p[2] - g.origin[2]];
   return [dot(d, g.rowDirection) / g.spacing[2], dot(d, g.columnDirection) / g.spacing[1], dot(d, g.sliceDirection) / g.spacing[0]];
 }
+
+const lps = (v: Vec3): Vec3 => [-v[0], -v[1], v[2]];
+const unit = (v: Vec3): Vec3 => {
+  const n = norm(v);
+  return [v[0] / n, v[1] / n, v[2] / n];
+};
+
+/**
+ * The NIfTI affine (RAS+ mm, voxel (i, j, k) = (column, row, slice)) of a DICOM geometry: DICOM
+ * patient coordinates are LPS, so x and y change sign. Same [D, H, W] data order on both sides.
+ */
+export function niftiAffineOf(g: SeriesGeometry): number[][] {
+  const a = g.affine;
+  return [
+    a[0]!.map((v) => -v),
+    a[1]!.map((v) => -v),
+    [...a[2]!],
+    [0, 0, 0, 1],
+  ];
+}
+
+/** The DICOM geometry of a volume with a NIfTI (RAS+) affine and shape [D, H, W]. */
+export function geometryFromNiftiAffine(affine: readonly (readonly number[])[], shape: Vec3): SeriesGeometry {
+  if (affine.length < 3 || affine.slice(0, 3).some((r) => r.length < 4 || !r.every(Number.isFinite))) fail("NIfTI affine must be a finite 3×4 or 4×4 matrix");
+  const col = (j: number): Vec3 => lps([affine[0]![j]!, affine[1]![j]!, affine[2]![j]!]);
+  const [ci, cj, ck] = [col(0), col(1), col(2)];
+  const spacing: Vec3 = [norm(ck), norm(cj), norm(ci)];
+  if (!spacing.every((s) => s > 0)) fail(`NIfTI affine has a zero-length axis (spacing [${spacing}])`);
+  return makeGeometry({ origin: col(3), rowDirection: unit(ci), columnDirection: unit(cj), sliceDirection: unit(ck), spacing, shape });
+}

@@ -7,7 +7,7 @@ export { TRANSFER_SYNTAX, SOP_CLASS, transferSyntaxName, uidGenerator, randomUid
 export { readDicom, MAX_SEQUENCE_DEPTH, type DicomFile } from "./reader.ts";
 export { writeDicom } from "./writer.ts";
 export { decodeFrames, pixelFormat, type PixelFormat } from "./pixels.ts";
-export { makeGeometry, voxelToPatient, patientToVoxel, type SeriesGeometry, type Vec3 } from "./geometry.ts";
+export { makeGeometry, voxelToPatient, patientToVoxel, niftiAffineOf, geometryFromNiftiAffine, type SeriesGeometry, type Vec3 } from "./geometry.ts";
 export { readCtSeries, type CtSeries, type SeriesReference, type SeriesOptions } from "./series.ts";
 export { writeCtSeries, type CtSeriesMeta } from "./ct_writer.ts";
 export { listRois, rasterizeRoi, type RoiInfo, type SeriesLike, type RtstructInput } from "./rtstruct_read.ts";
