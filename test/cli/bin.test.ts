@@ -37,6 +37,10 @@ describe("help", () => {
       expect(a.out).toMatch(new RegExp(`^usage: pulmo ${c.name}`));
     }
     expect((await pulmo()).code).toBe(2);
+    // bench: the suite and the suite-specific options are checked before anything runs
+    expect((await pulmo("bench", "gpu")).err).toMatch(/unknown suite "gpu" \(kernels, models\)/);
+    expect((await pulmo("bench", "kernels", "--size", "paper")).err).toMatch(/--size is an option of the models suite/);
+    expect((await pulmo("bench")).code).toBe(2);
     expect((await pulmo("help", "nope")).code).toBe(2);
   });
 });
