@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DicomError, MAX_SEQUENCE_DEPTH, TAGS, decodeFrames, readCtSeries, readDicom } from "../../src/io/dicom/index.ts";
+import { DicomDataset, DicomError, MAX_SEQUENCE_DEPTH, TAGS, decodeFrames, readCtSeries, readDicom, writeDicom } from "../../src/io/dicom/index.ts";
 import { PulmoError } from "../../src/runtime/errors.ts";
 import { el, expected, fixture, item, itemEnd, part10, seqEnd } from "./dicom_helpers.ts";
 
@@ -83,6 +83,59 @@ describe("DICOM Part 10 reader on real files (values from pydicom / dcmtk, scrip
     expect(ds.getSequence(0x30060020).map((i) => i.getString(0x30060026))).toEqual(["AB", "AB"]);
     expect(ds.getSequence(0x30060039).length).toBe(1);
     expect(ds.element(TAGS.PixelData)!.encapsulated!.fragments.map((f) => [...f])).toEqual([[1, 2, 3, 4], [5, 6]]);
+  });
+});
+
+/** A 2-frame 16-bit image as a dataset; pixel data set by the caller. */
+function image(bitsStored: number, highBit: number, signed: boolean, frames = 1): DicomDataset {
+  return new DicomDataset()
+    .set(TAGS.SOPClassUID, "UI", "1.2.840.10008.5.1.4.1.1.7")
+    .set(TAGS.SOPInstanceUID, "UI", "2.25.1")
+    .set(TAGS.Rows, "US", 2)
+    .set(TAGS.Columns, "US", 2)
+    .set(TAGS.NumberOfFrames, "IS", frames)
+    .set(TAGS.BitsAllocated, "US", 16)
+    .set(TAGS.BitsStored, "US", bitsStored)
+    .set(TAGS.HighBit, "US", highBit)
+    .set(TAGS.PixelRepresentation, "US", signed ? 1 : 0);
+}
+
+/** RLE Lossless frame of 16-bit samples: two segments (high bytes, low bytes), literal runs only. */
+function rleFrame(samples: number[]): number[] {
+  const hi = samples.map((v) => (v >> 8) & 0xff), lo = samples.map((v) => v & 0xff);
+  const seg = (b: number[]) => [b.length - 1, ...b];
+  const header = new Array(64).fill(0);
+  const put = (at: number, v: number) => [0, 1, 2, 3].forEach((i) => (header[at + i] = (v >>> (8 * i)) & 0xff));
+  put(0, 2);
+  put(4, 64);
+  put(8, 64 + seg(hi).length);
+  return [...header, ...seg(hi), ...seg(lo)];
+}
+
+describe("pixel formats (files made with our writer, decoded by our reader)", () => {
+  it("BitsStored/HighBit masking and sign extension", () => {
+    const decode = (ds: DicomDataset) => {
+      const f = readDicom(writeDicom(ds));
+      return [...decodeFrames(f.dataset, f.transferSyntaxUid)[0]!];
+    };
+    const raw = Uint16Array.from([0x0fff, 0x0800, 0xf123, 0x07ff]);
+    // 12 stored bits at the bottom, signed: 0xfff → −1, 0x800 → −2048, high nibble ignored
+    expect(decode(image(12, 11, true).set(TAGS.PixelData, "OW", raw))).toEqual([-1, -2048, 0x123, 2047]);
+    expect(decode(image(12, 11, false).set(TAGS.PixelData, "OW", raw))).toEqual([4095, 2048, 0x123, 2047]);
+    // 12 stored bits at the top (HighBit 15): shifted down by 4
+    expect(decode(image(12, 15, false).set(TAGS.PixelData, "OW", raw))).toEqual([0x0ff, 0x080, 0xf12, 0x07f]);
+    expect(decode(image(16, 15, true).set(TAGS.PixelData, "OW", raw))).toEqual([4095, 2048, 0xf123 - 65536, 2047]);
+  });
+
+  it("multi-frame RLE, split by the basic offset table or one fragment per frame", () => {
+    const f1 = rleFrame([1, 2, 300, -5 & 0xffff]), f2 = rleFrame([7, 0x8000, 9, 10]);
+    const bot = [0, 0, 0, 0, ...[8 + f1.length, 0, 0, 0].map((v, i) => (i === 0 ? v & 0xff : i === 1 ? (v >> 8) & 0xff : 0))];
+    for (const table of [bot, []]) {
+      const body = [...el(0x00280010, "US", [2, 0]), ...el(0x00280011, "US", [2, 0]), ...el(0x00280008, "IS", "2 "), ...el(0x00280100, "US", [16, 0]), ...el(0x00280103, "US", [1, 0]),
+        ...el(0x7fe00010, "OB", [...item(table), ...item(f1), ...item(f2), ...seqEnd()], 0xffffffff)];
+      const f = readDicom(part10(body, "1.2.840.10008.1.2.5"));
+      expect(decodeFrames(f.dataset, f.transferSyntaxUid).map((a) => [...a])).toEqual([[1, 2, 300, -5], [7, -32768, 9, 10]]);
+    }
   });
 });
 
