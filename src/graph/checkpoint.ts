@@ -1,4 +1,4 @@
-import { PulmoError } from "../runtime/index.ts";
+import { PulmoError, checkFinite } from "../runtime/index.ts";
 import { readSafetensors, writeSafetensors, type TensorToWrite } from "../../weights/safetensors.ts";
 import type { Module, HostArray } from "./module.ts";
 import type { Optimizer } from "./optim.ts";
@@ -38,6 +38,7 @@ export function loadCheckpoint(bytes: Uint8Array, parts: CheckpointParts): { epo
   const optim = new Map<string, Float32Array>();
   for (const name of file.names) {
     const data = Float32Array.from(file.float32(name));
+    checkFinite(data, `checkpoint tensor '${name}'`);
     if (name.startsWith("optimizer.")) optim.set(name.slice("optimizer.".length), data);
     else model.set(name, { data, shape: file.tensors.get(name)!.shape });
   }

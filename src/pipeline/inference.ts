@@ -1,6 +1,6 @@
 // Whole-volume inference: preprocess on the host, sliding-window GPU forwards, resample back to the
 // CT's grid, post-process. Conventions: docs/inference.md.
-import { PulmoError } from "../runtime/errors.ts";
+import { PulmoError, checkFinite } from "../runtime/errors.ts";
 import { checkSpacing, checkVolume, type Shape3, type Volume } from "./masks/volume.ts";
 import { preprocess, resampleChannels, type PreprocessOptions } from "./preprocess.ts";
 import { slidingWindow, type Predictor, type SlidingWindowOptions } from "./sliding_window.ts";
@@ -49,6 +49,7 @@ export async function segment(model: Predictor, ct: CtVolume, options: SegmentOp
   if (!options || !options.window) throw new PulmoError(`segment: options.window (with a patch size) is required`);
   const t0 = performance.now();
   const shape = checkVolume(ct, "segment ct");
+  checkFinite(ct.data, "segment ct");
   const spacing = ct.spacing ? checkSpacing(ct.spacing, "segment ct") : undefined;
   const pre = preprocess(ct, { spacing, ...options.preprocess });
   const t1 = performance.now();

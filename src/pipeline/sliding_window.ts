@@ -1,6 +1,6 @@
 // Sliding-window inference over whole volumes: GPU forwards of patch batches, blended on the host
 // with Gaussian (nnU-Net / MONAI) or constant importance weights. Conventions: docs/inference.md.
-import { PulmoError, shapeStr } from "../runtime/errors.ts";
+import { PulmoError, checkFinite, shapeStr } from "../runtime/errors.ts";
 import { Tensor, tidy } from "../runtime/tensor.ts";
 import type { Device } from "../runtime/device.ts";
 import { noGrad } from "../graph/tape.ts";
@@ -229,7 +229,7 @@ export async function slidingWindow(
   if (dims !== 2 && dims !== 3) throw new PulmoError(`slidingWindow: dims must be 2 or 3, got ${String(dims)}`);
   if (dims === 2 && patch[0] !== 1) throw new PulmoError(`slidingWindow: the 2D (slice-wise) mode needs patch[0] = 1, got ${patch[0]}`);
   const padValue = options.padValue ?? 0;
-  for (let i = 0; i < input.length; i++) if (Number.isNaN(input[i])) throw new PulmoError(`slidingWindow: input value ${i} is NaN`);
+  checkFinite(input, "slidingWindow: input");
 
   // Pad (nnU-Net split) where the volume is smaller than the window.
   const before = [0, 1, 2].map((a) => Math.max(0, patch[a]! - shape[a]!) >> 1);

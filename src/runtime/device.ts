@@ -111,6 +111,8 @@ export class Device {
   private checks: PendingCheck[] = [];
   private uncaptured: string[] = [];
   lostReason: string | null = null;
+  /** rejects with the "GPU device lost" PulmoError once the device is lost (never resolves) */
+  private readonly lostError: Promise<never>;
   /** counters for tests and the bench: kernel launches recorded and command buffers submitted */
   readonly stats = { dispatches: 0, submits: 0 };
   /** tensors created inside each open tidy() scope */
@@ -136,16 +138,34 @@ export class Device {
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       label: "pulmo uniforms",
     });
-    gpu.lost.then((info) => {
-      this.lostReason = `${info.reason}: ${info.message}`;
+    // Waits on the GPU race against this, so a device lost mid-run (driver reset, destroy) fails the
+    // pending read or flush with a clear error instead of leaving it waiting forever.
+    this.lostError = gpu.lost.then((info) => {
+      this.lostReason = info.message ? `${info.reason} (${info.message})` : String(info.reason);
+      throw this.lostErrorNow();
     });
+    this.lostError.catch(() => {}); // observed by whileAlive; never an unhandled rejection
     gpu.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
       this.uncaptured.push(ev.error.message);
     };
   }
 
+  private lostErrorNow(): PulmoError {
+    return new PulmoError(`GPU device lost: ${this.lostReason}; create a new device and reload the model`);
+  }
+
   private checkAlive(): void {
-    if (this.lostReason !== null) throw new PulmoError(`GPU device lost (${this.lostReason}); create a new device`);
+    if (this.lostReason !== null) throw this.lostErrorNow();
+  }
+
+  /** `p`, or the device-lost error if the device is lost first (or `p` fails because it was). */
+  private async whileAlive<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await Promise.race([p, this.lostError]);
+    } catch (e) {
+      if (this.lostReason !== null) throw this.lostErrorNow();
+      throw e;
+    }
   }
 
   private getEncoder(): GPUCommandEncoder {
@@ -308,7 +328,7 @@ export class Device {
    * PulmoError that names the op and shapes that caused it. */
   async flush(): Promise<void> {
     this.submit();
-    await this.gpu.queue.onSubmittedWorkDone();
+    await this.whileAlive(this.gpu.queue.onSubmittedWorkDone());
     await this.raiseErrors();
   }
 
@@ -316,7 +336,7 @@ export class Device {
     const checks = this.checks.splice(0);
     const messages: string[] = [];
     for (const c of checks)
-      for (const e of await Promise.all(c.errors)) if (e) messages.push(`${c.label}: ${e.message}`);
+      for (const e of await this.whileAlive(Promise.all(c.errors))) if (e) messages.push(`${c.label}: ${e.message}`);
     messages.push(...this.uncaptured.splice(0));
     this.checkAlive();
     if (messages.length) throw new PulmoError(`GPU error in ${messages[0]}${messages.length > 1 ? ` (+${messages.length - 1} more)` : ""}`);
@@ -334,7 +354,7 @@ export class Device {
       if (bytes > 0) this.getEncoder().copyBufferToBuffer(buffer, offset, staging, 0, padded);
       this.submit();
       await this.raiseErrors();
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.whileAlive(staging.mapAsync(GPUMapMode.READ));
       return staging.getMappedRange().slice(0, bytes);
     } finally {
       staging.destroy();

@@ -173,16 +173,21 @@ function keptTensors(result: unknown, out: Tensor[] = [], depth = 0): Tensor[] {
   return out;
 }
 
-/** Runs fn and disposes every tensor created inside it except those it returns (like tf.tidy). */
+/** Runs fn and disposes every tensor created inside it except those it returns (like tf.tidy).
+ * If fn throws, every tensor it created is disposed before the error propagates (a failed or
+ * interrupted forward must not strand its buffers). */
 export function tidy<T>(device: Device, fn: () => T): T {
   const scope = new Set<{ dispose(): void }>();
   device.scopes.push(scope);
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
     device.scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
   }
+  device.scopes.pop();
   const keep = new Set(keptTensors(result));
   for (const t of scope) if (!keep.has(t as Tensor)) t.dispose();
   const parent = device.scopes.at(-1);

@@ -1,2 +1,2 @@
 /** The fuzzed parsers, in report order (their definitions: ./targets.ts). */
-export const TARGET_NAMES = ["safetensors", "safetensors_file", "nifti", "nifti_gz"];
+export const TARGET_NAMES = ["safetensors", "safetensors_file", "nifti", "nifti_gz", "dicom", "dicom_series", "rtstruct"];

@@ -9,6 +9,7 @@ import { readSafetensors, writeSafetensors, type SafetensorsTensors } from "../.
 import { openSafetensors } from "../../weights/safetensors_file.ts";
 import { readNifti, writeNifti } from "../../src/io/nifti.ts";
 import { withFloat32, withInt, type FieldMutation } from "./mutate.ts";
+import { dicomSeriesTarget, dicomTarget, rtstructTarget } from "./dicom_targets.ts";
 
 export interface FuzzTarget {
   name: string;
@@ -369,6 +370,9 @@ const TARGETS: Record<string, () => FuzzTarget> = {
   safetensors_file: safetensorsFileTarget,
   nifti: niftiTarget,
   nifti_gz: niftiGzTarget,
+  dicom: dicomTarget,
+  dicom_series: dicomSeriesTarget,
+  rtstruct: rtstructTarget,
 };
 
 /** A target by name; `quick` shrinks the enormous inputs (large headers) for the test suite. */
