@@ -1,10 +1,51 @@
-// Node file output: write to a temporary name beside the target, fsync, then rename, so a crash
-// never leaves a half-written file under the final name.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+// Node file output: write to a temporary name beside the target, fsync, then rename (and fsync the
+// folder, so the rename itself survives a power cut), so a crash never leaves a half-written file
+// under the final name. Temporaries are `.NAME.PID.STAMP.tmp`; those left by a killed process are
+// removed by the next write to the same name.
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
+/** `.NAME.PID.STAMP.tmp`: the temporary a writer with process id PID uses for NAME. */
+export function tempName(path: string, pid = process.pid): string {
+  return join(dirname(path), `.${basename(path)}.${pid}.${Date.now().toString(36)}.tmp`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
+  }
+}
+
+/** Removes temporaries of `path` left by processes that no longer run; returns their names. */
+export function removeStaleTemps(path: string): string[] {
+  const prefix = `.${basename(path)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
+    const pid = Number(name.slice(prefix.length).split(".")[0]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    try {
+      unlinkSync(join(dirname(path), name));
+      removed.push(name);
+    } catch {
+      // another writer removed it first
+    }
+  }
+  return removed;
+}
+
 export function writeFileAtomic(path: string, data: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  removeStaleTemps(path);
+  const tmp = tempName(path);
   const fd = openSync(tmp, "w");
   try {
     let at = 0;
@@ -17,4 +58,18 @@ export function writeFileAtomic(path: string, data: Uint8Array): void {
   }
   closeSync(fd);
   renameSync(tmp, path);
+  syncFolder(dirname(path));
+}
+
+/** fsync of the folder makes the rename durable; not possible on every platform (Windows). */
+function syncFolder(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // best effort
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
