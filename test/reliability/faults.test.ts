@@ -161,7 +161,7 @@ describe("concurrency", () => {
     const m2 = tinyUnet(d, 22, { enc: [[3, 5], [5, 8], [8, 12]], dec: [[8, 6], [5, 4]] });
     const cts = [0, 1, 2].map((k) => ({ data: rand(8 * 8 * 16, 30 + k).map((v) => v * 600), shape: [8, 8, 16] as [number, number, number] }));
     const opts = { window: { patch: [8, 8, 8], overlap: 0.5 }, returnProbabilities: true };
-    const alone1 = [], alone2 = [];
+    const alone1: Float32Array[] = [], alone2: Float32Array[] = [];
     for (const ct of cts) alone1.push((await segment(m1, ct, opts)).probabilities!);
     for (const ct of cts) alone2.push((await segment(m2, ct, opts)).probabilities!);
     expect(alone1[0]).not.toEqual(alone2[0]);
