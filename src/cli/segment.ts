@@ -8,7 +8,7 @@ import { PulmoError } from "../runtime/errors.ts";
 import type { Device } from "../runtime/device.ts";
 import { createDevice } from "../node.ts";
 import { writeMaskLike, type NiftiVolume } from "../io/nifti.ts";
-import { segment, type SegmentOptions } from "../pipeline/inference.ts";
+import { InferenceCancelledError, segment, type SegmentOptions } from "../pipeline/inference.ts";
 import { presetFor, presetOptions } from "../pipeline/presets.ts";
 import { checkSameGrid } from "../pipeline/evaluate.ts";
 import type { SegmentationNet } from "../models/index.ts";
@@ -128,7 +128,7 @@ function loadCase(entry: CaseEntry, igtvPath: string | undefined, needs: readonl
 }
 
 /** Segments one case and writes its mask atomically; returns seconds and the mask's cm³. */
-export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: string, igtvPath?: string, quiet = false): Promise<{ seconds: number; cc: number }> {
+export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: string, igtvPath?: string, quiet = false, signal?: AbortSignal): Promise<{ seconds: number; cc: number }> {
   const t0 = performance.now();
   const { ct, series, igtv } = loadCase(entry, igtvPath, model.needs);
   const options = model.options(ct, { igtv });
@@ -136,6 +136,7 @@ export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: st
   let total = 1;
   const r = await segment(model.net, { data: ct.data, shape: ct.shape, spacing: ct.spacing }, {
     ...options,
+    signal,
     onProgress: ({ done, total: t }) => {
       total = t;
       bar?.update(done, `windows of ${options.window.patch.join("×")}`);
@@ -160,6 +161,8 @@ export interface SegmentRunOptions {
   /** iGTV mask: a file (single case) or a file name inside each case folder */
   igtv?: string;
   quiet?: boolean;
+  /** cancels the run: the case in progress stops within one window (InferenceCancelledError) and no later case starts */
+  signal?: AbortSignal;
 }
 
 /** The cases `input` stands for and where each mask goes. */
@@ -187,6 +190,7 @@ export async function runSegment(model: SegmentModel, o: SegmentRunOptions): Pro
   const plan = planCases(o);
   const results: CaseResult[] = [];
   for (let k = 0; k < plan.cases.length; k++) {
+    if (o.signal?.aborted) throw new PulmoError(`segmentation cancelled before case ${k + 1} of ${plan.cases.length}`);
     const entry = plan.cases[k]!, out = plan.outputs[k]!;
     const tag = plan.folder ? `[${k + 1}/${plan.cases.length}] ${entry.name}` : entry.name;
     if (plan.folder && !o.force && existsSync(out)) {
@@ -197,10 +201,11 @@ export async function runSegment(model: SegmentModel, o: SegmentRunOptions): Pro
     let igtv = o.igtv;
     if (igtv !== undefined && plan.folder) igtv = entry.folder ? join(entry.folder, igtv) : undefined;
     try {
-      const r = await segmentCase(model, entry, out, igtv, o.quiet);
+      const r = await segmentCase(model, entry, out, igtv, o.quiet, o.signal);
       results.push({ name: entry.name, status: "done", out, ...r });
       console.log(`${tag}: ${r.seconds.toFixed(1)} s, ${r.cc.toFixed(2)} cm³ → ${out}${entry.kind === "dicom" ? ` and ${rtstructPath(out)}` : ""}`);
     } catch (e) {
+      if (e instanceof InferenceCancelledError) throw e; // cancelling stops the run, not just this case
       // Every failure stays with its case; one that is not ours is a bug, so its stack is shown too.
       const message = e instanceof PulmoError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
       results.push({ name: entry.name, status: "failed", out, message });
