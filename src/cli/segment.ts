@@ -18,7 +18,7 @@ import { bundleSegmentOptions, readModelBundle } from "../pipeline/bundle.ts";
 import { checkModelName, loadStateDictModel, parseConfig } from "./model_source.ts";
 import { maskRtstruct, readSeriesFolder, seriesAsNifti } from "./dicom_input.ts";
 import type { CtSeries } from "../io/dicom/index.ts";
-import { progressBar } from "./progress.ts";
+import { progressBar, type ProgressBar } from "./progress.ts";
 
 /** The CLI's overrides of a preset, each only when given. */
 export interface SegmentOverrides {
@@ -132,14 +132,15 @@ export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: st
   const t0 = performance.now();
   const { ct, series, igtv } = loadCase(entry, igtvPath, model.needs);
   const options = model.options(ct, { igtv });
-  const bar = quiet ? null : progressBar(entry.name, 1);
-  let total = 1;
+  // The bar starts with the first batch, when the window count is known.
+  let bar: ProgressBar | null = null;
+  let total = 0;
   const r = await segment(model.net, { data: ct.data, shape: ct.shape, spacing: ct.spacing }, {
     ...options,
     signal,
     onProgress: ({ done, total: t }) => {
       total = t;
-      bar?.update(done, `windows of ${options.window.patch.join("×")}`);
+      if (!quiet) (bar ??= progressBar(entry.name, t)).update(done, `windows of ${options.window.patch.join("×")}`);
     },
   });
   let voxels = 0;
@@ -148,7 +149,7 @@ export async function segmentCase(model: SegmentModel, entry: CaseEntry, out: st
   if (series) writeOutput(rtstructPath(out), maskRtstruct(r.mask, series, "GTV", model.label));
   writeOutput(out, writeMaskLike(ct, r.mask, { gzip: /\.gz$/i.test(out) }));
   const seconds = (performance.now() - t0) / 1000;
-  bar?.finish(`${total} windows, ${seconds.toFixed(1)} s`);
+  (bar as ProgressBar | null)?.finish(`${total} windows, ${seconds.toFixed(1)} s`);
   return { seconds, cc: (voxels * ct.spacing[0] * ct.spacing[1] * ct.spacing[2]) / 1000 };
 }
 
