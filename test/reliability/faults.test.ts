@@ -1,7 +1,12 @@
 // Faults during long runs: cancellation of segmentation and training (stops within one window or
 // step, GPU memory back to its baseline), device loss mid-run (a clear PulmoError, then a new device
 // and the reloaded model give the same result), and two models interleaved on one device.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { runSegment, type SegmentModel } from "../../src/cli/segment.ts";
+import { writeNifti } from "../../src/io/nifti.ts";
 import {
   Adam, InferenceCancelledError, PulmoError, Tensor, bceWithLogitsLoss, buildModel, createDevice, fit, nn, segment, slidingWindow,
   type Device, type SegmentationNet,
@@ -111,6 +116,57 @@ describe("cancellation", () => {
     expect(d.pool.inUseBytes).toBe(baseline);
     optimizer.dispose();
     model.dispose();
+  });
+});
+
+describe("cancellation of a folder run", () => {
+  const dev = useDevice();
+  it("runSegment: an abort during case 2 of 4 stops that case within a window and starts no other; cases done stay written", async () => {
+    const d = dev();
+    const dir = mkdtempSync(join(tmpdir(), "pulmo-cancel-"));
+    try {
+      const input = join(dir, "cases"), out = join(dir, "out");
+      mkdirSync(input);
+      for (let k = 0; k < 4; k++)
+        writeFileSync(join(input, `case${k}.nii.gz`), writeNifti({ data: rand(8 * 8 * 24, 40 + k).map((v) => v * 500), shape: [8, 8, 24], spacing: [1, 1, 1] }, { gzip: true }));
+      const net = tinyUnet(d, 5);
+      await d.flush();
+      const baseline = d.pool.inUseBytes;
+      const ac = new AbortController();
+      let windowsOfCase2 = 0, cases = 0;
+      // the abort comes from inside case 2's first window forward
+      const counting = Object.assign(Object.create(net) as typeof net, {
+        forward: (x: Tensor) => {
+          if (cases === 2 && ++windowsOfCase2 === 1) ac.abort();
+          return net.forward(x);
+        },
+      });
+      const model: SegmentModel = {
+        net: counting,
+        label: "tiny unet3d",
+        needs: [],
+        options: () => {
+          cases++;
+          return { window: { patch: [8, 8, 8], overlap: 0 } };
+        },
+      };
+      const log = console.log;
+      console.log = () => {};
+      const err = await runSegment(model, { input, out, quiet: true, signal: ac.signal })
+        .catch((e: unknown) => e)
+        .finally(() => (console.log = log));
+      expect(err).toBeInstanceOf(InferenceCancelledError);
+      expect((err as InferenceCancelledError).done).toBe(1);
+      expect(windowsOfCase2).toBe(1);
+      expect(cases).toBe(2);
+      expect(readdirSync(out).filter((n) => !n.startsWith("."))).toEqual(["case0.nii.gz"]);
+      expect(existsSync(join(out, "case1.nii.gz"))).toBe(false);
+      await d.flush();
+      expect(d.pool.inUseBytes).toBe(baseline);
+      net.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
