@@ -465,6 +465,11 @@ function blur(v: Float32Array, shape: [number, number, number]): void {
   }
 }
 
+/** Rounded to an integer HU in the CT range [−1024, 3071] (+ 0 turns −0 into 0). */
+function integerHu(v: number): number {
+  return Math.min(3071, Math.max(-1024, Math.round(v))) + 0;
+}
+
 /**
  * A synthetic chest CT with its structures. Deterministic: the same options give the same bytes.
  * Throws a PulmoError for invalid options or a field of view too small to hold the tumours.
@@ -560,8 +565,8 @@ export function makePhantom(options: PhantomOptions = {}): Phantom {
     // Box–Muller: two normals per pair of uniforms
     const u1 = 1 - rn(), u2 = rn();
     const m = PHANTOM_NOISE_HU * Math.sqrt(-2 * Math.log(u1));
-    ct[i] = Math.min(3071, Math.max(-1024, Math.round(ct[i]! + m * Math.cos(2 * Math.PI * u2))));
-    if (i + 1 < n) ct[i + 1] = Math.min(3071, Math.max(-1024, Math.round(ct[i + 1]! + m * Math.sin(2 * Math.PI * u2))));
+    ct[i] = integerHu(ct[i]! + m * Math.cos(2 * Math.PI * u2));
+    if (i + 1 < n) ct[i + 1] = integerHu(ct[i + 1]! + m * Math.sin(2 * Math.PI * u2));
   }
 
   const voxelCc = (g.spacing[0] * g.spacing[1] * g.spacing[2]) / 1000;
