@@ -8,13 +8,17 @@ import { segmentCommand } from "./segment.ts";
 import { evaluateCommand } from "./evaluate.ts";
 import { expandCommand } from "./expand.ts";
 import { trainCommand } from "./train.ts";
+import { demoCommand } from "./demo.ts";
+import { phantomCommand } from "./phantom.ts";
 
 /** Every command, in the order `pulmo help` lists them. Adding one: import it and add one line. */
 export const COMMANDS: Command[] = [
+  demoCommand,
   segmentCommand,
   evaluateCommand,
   expandCommand,
   trainCommand,
+  phantomCommand,
   checkGoldenCommand,
   benchCommand,
 ];
