@@ -8,6 +8,7 @@ import { gunzipSync, gzipSync } from "fflate";
 import { readSafetensors, writeSafetensors, type SafetensorsTensors } from "../../weights/safetensors.ts";
 import { openSafetensors } from "../../weights/safetensors_file.ts";
 import { readNifti, writeNifti } from "../../src/io/nifti.ts";
+import { PulmoError } from "../../src/runtime/errors.ts";
 import { withFloat32, withInt, type FieldMutation } from "./mutate.ts";
 import { dicomSeriesTarget, dicomTarget, rtstructTarget } from "./dicom_targets.ts";
 
@@ -365,7 +366,27 @@ function niftiGzTarget(): FuzzTarget {
 
 // ---------------------------------------------------------------------------------------------
 
+/** A target with planted bugs, for the harness's own test: it must count each kind. By input
+ * length mod 40: 0 loops forever, 1 asks for a 10^12-element array, 2–5 throw a TypeError,
+ * 6–25 throw our error, the rest parse. */
+function selfcheckTarget(): FuzzTarget {
+  return {
+    name: "selfcheck",
+    seeds: [new Uint8Array(400).fill(7)],
+    fields: [],
+    run(bytes) {
+      const v = bytes.length % 40;
+      if (v === 0) for (;;);
+      if (v === 1) void new Float32Array(1e12);
+      if (v < 6) throw new TypeError("planted crash");
+      if (v < 26) throw new PulmoError("planted rejection");
+    },
+    allocFactor: 4,
+  };
+}
+
 const TARGETS: Record<string, () => FuzzTarget> = {
+  selfcheck: selfcheckTarget,
   safetensors: safetensorsTarget,
   safetensors_file: safetensorsFileTarget,
   nifti: niftiTarget,
