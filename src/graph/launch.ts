@@ -87,6 +87,21 @@ export function full(device: Device, shape: readonly number[], value: number): T
 export function addSame(a: Tensor, b: Tensor): Tensor {
   if (a.size !== b.size) throw new PulmoError(`add: sizes differ ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
   const y = Tensor.empty(a.device, a.shape);
+  // over one storage binding (gradients of split activations): 256-byte-aligned chunks
+  const step = Math.floor(a.device.limits.maxBindingBytes / 256) * 64;
+  const aligned = (t: Tensor) => t.byteOffset % 256 === 0;
+  if (y.size <= step || !aligned(a) || !aligned(b)) launchAdd(a, b, y);
+  else
+    for (let start = 0; start < y.size; start += step) {
+      const n = Math.min(step, y.size - start);
+      const [ac, bc, yc] = [a, b, y].map((t) => t.chunk(start, [n])) as [Tensor, Tensor, Tensor];
+      launchAdd(ac, bc, yc);
+      [ac, bc, yc].forEach((t) => t.dispose());
+    }
+  return y;
+}
+
+function launchAdd(a: Tensor, b: Tensor, y: Tensor): void {
   a.device.dispatch({
     kernel: "elementwise/add",
     bindings: { a, b, y },
@@ -94,5 +109,4 @@ export function addSame(a: Tensor, b: Tensor): Tensor {
     workgroups: groups1d(y.size),
     label: label("add", a, b),
   });
-  return y;
 }

@@ -22,6 +22,18 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with recording on even inside noGrad or a backward pass (a split op's backward
+ * recomputes each piece on a small graph of its own, split.ts). */
+export function enableGrad<T>(fn: () => T): T {
+  const saved = gradDepth;
+  gradDepth = 0;
+  try {
+    return fn();
+  } finally {
+    gradDepth = saved;
+  }
+}
+
 export function isGradEnabled(): boolean {
   return gradDepth === 0;
 }

@@ -7,7 +7,7 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
-import { convDepthSlabs, recordSplitForward } from "./split.ts";
+import { convDepthSlabs, recordConvSplit } from "./split.ts";
 
 export interface ConvOptions {
   stride?: number | number[];
@@ -247,7 +247,7 @@ function convOp(op: string, transposed: boolean, x: Tensor, weight: Tensor, bias
   const outShape = [g.batch, cout, ...outSp];
   const limit = x.device.limits.maxBindingBytes;
   const oversized = x.bytes > limit || numel(outShape) * 4 > limit;
-  if (oversized) return recordSplitForward(op, convForwardSplit(op, transposed, x, weight, bias, cout, outShape, g), [x, weight, bias], x.shape);
+  if (oversized) return recordConvSplit(op, transposed, convForwardSplit(op, transposed, x, weight, bias, cout, outShape, g), x, weight, bias, g);
   const y = launchGather(transposed, x, weight, bias, cout, outShape, g, op);
   const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
   const [xShape, wShape] = [[...x.shape], [...weight.shape]];

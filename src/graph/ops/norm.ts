@@ -1,8 +1,9 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
-import { needsGrad, record } from "../tape.ts";
+import { isGradEnabled, needsGrad, record } from "../tape.ts";
 import { expectFloat, expectSameDevice, expectShape, groups1d, label } from "../launch.ts";
 import { sumMiddle } from "./reduce.ts";
-import { channelSlice, overBindingLimit, recordSplitForward, splitChannels } from "./split.ts";
+import { overBindingLimit, splitChannels } from "./split.ts";
+import { reshape as reshapeOp } from "./layout.ts";
 
 // Instance, batch and layer normalisation share one set of kernels (kernels/norm/):
 //   stats_partial.wgsl + stats_merge.wgsl   mean and biased variance per group (two-pass per
@@ -247,14 +248,7 @@ export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | nu
   if (s < 2) throw new PulmoError(`${op}: expected more than 1 spatial element per instance, got 'x' ${shapeStr(x.shape)}`);
   if (overBindingLimit(x.device, x.bytes)) {
     // per (sample, channel range): each instance is normalised on its own
-    const y = splitChannels(op, x, x.shape, (xs, c0, c1) => {
-      const [ws, bs] = [channelSlice(weight, c0, c1), channelSlice(bias, c0, c1)];
-      const ys = instanceNorm(xs, ws, bs, { eps });
-      ws?.dispose();
-      bs?.dispose();
-      return ys;
-    });
-    return recordSplitForward(op, y, [x, weight, bias], x.shape);
+    return splitChannels(op, [x, weight, bias], x.shape, ([xs, ws, bs]) => instanceNorm(xs!, ws, bs, { eps }));
   }
   const L: Layout = { groups: n * c, count: s, gstride: s, seglen: s, segstride: 0, sdiv: s, smod: n * c, adiv: s, amod: c };
   return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
@@ -311,10 +305,24 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   checkNonEmpty(op, x);
   const L: Layout = { groups: c, count: n * s, gstride: s, seglen: s, segstride: c * s, sdiv: s, smod: c, adiv: s, amod: c };
 
-  if (opts.training && overBindingLimit(x.device, x.bytes))
-    throw new PulmoError(
-      `${op}: training mode is not supported for 'x' ${shapeStr(x.shape)} over the ${x.device.limits.maxBindingBytes}-byte storage binding limit (batch statistics span every sample; eval mode splits, see docs/ops/split.md)`,
-    );
+  if (opts.training && overBindingLimit(x.device, x.bytes)) {
+    // per channel range over every sample: each piece holds its channels' whole N·D·H·W, so its
+    // batch statistics (and running-statistics update, copied back) are the full ones; the
+    // backward recomputes the pieces without touching the running statistics
+    const xb = x.rank === 2 ? reshapeOp(x, [n, c, 1]) : x;
+    const y = splitChannels(op, [xb, weight, bias, rm, rv], xb.shape, ([xs, ws, bs, ms, vs], q) => {
+      const recompute = isGradEnabled();
+      const ys = batchNorm(xs!, ws, bs, { training: true, eps, momentum, runningMean: recompute ? null : ms, runningVar: recompute ? null : vs });
+      if (!recompute && ms && vs)
+        for (const [part, whole] of [[ms, rm!], [vs, rv!]] as const)
+          if (part.buffer !== whole.buffer) x.device.copy(part.buffer, part.byteOffset, whole.buffer, whole.byteOffset + q.c0 * 4, part.bytes); // else a view: updated in place
+      return ys;
+    }, true);
+    if (xb === x) return y;
+    const y2 = reshapeOp(y, x.shape);
+    [xb, y].forEach((t) => t.dispose());
+    return y2;
+  }
   if (opts.training) {
     if (n * s < 2)
       throw new PulmoError(`${op}: expected more than 1 value per channel when training, got 'x' ${shapeStr(x.shape)}`);
@@ -333,16 +341,14 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   if (!rm || !rv) throw new PulmoError(`${op}: eval mode (training: false) needs runningMean and runningVar`);
   if (overBindingLimit(x.device, x.bytes)) {
     // eval: a per-channel affine map with fixed statistics, split per (sample, channel range)
-    const xb = x.rank === 2 ? x.reshape([n, c, 1]) : x;
-    const yb = splitChannels(op, xb, xb.shape, (xs, c0, c1) => {
-      const [ws, bs, ms, vs] = [weight, bias, rm, rv].map((t) => channelSlice(t, c0, c1));
-      const ys = batchNorm(xs, ws ?? null, bs ?? null, { training: false, eps, runningMean: ms, runningVar: vs });
-      for (const t of [ws, bs, ms, vs]) t?.dispose();
-      return ys;
-    });
-    const y = xb === x ? yb : yb.reshape(x.shape);
-    if (xb !== x) [xb, yb].forEach((t) => t.dispose());
-    return recordSplitForward(op, y, [x, weight, bias], x.shape);
+    const xb = x.rank === 2 ? reshapeOp(x, [n, c, 1]) : x;
+    const y = splitChannels(op, [xb, weight, bias, rm, rv], xb.shape, ([xs, ws, bs, ms, vs]) =>
+      batchNorm(xs!, ws, bs, { training: false, eps, runningMean: ms, runningVar: vs }),
+    );
+    if (xb === x) return y;
+    const y2 = reshapeOp(y, x.shape);
+    [xb, y].forEach((t) => t.dispose());
+    return y2;
   }
   const fwd: ApplyArgs = { op, x, mean: rm, var_: rv, weight, L, eps };
   const y = applyForward(fwd, bias);

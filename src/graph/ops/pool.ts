@@ -1,7 +1,8 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, groups1d, label } from "../launch.ts";
-import { overBindingLimit, recordSplitForward, splitChannels } from "./split.ts";
+import { overBindingLimit, splitChannels } from "./split.ts";
+import { reshape as reshapeOp } from "./layout.ts";
 
 /** A per-spatial-dim setting: one number for every dim, or one per dim. */
 type SpatialArg = number | readonly number[];
@@ -65,11 +66,12 @@ function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tens
   };
   if (overBindingLimit(device, x.bytes, numel(yShape) * 4)) {
     // per (sample, channel range); an unbatched x is one sample
-    const xb = x.rank === dims + 1 ? x.reshape([1, ...x.shape]) : x;
-    const yb = splitChannels(op, xb, [...xb.shape.slice(0, 2), ...out], (xs) => maxPool(op, xs, dims, opts));
-    const y = xb === x ? yb : yb.reshape(yShape);
-    if (xb !== x) [xb, yb].forEach((t) => t.dispose());
-    return recordSplitForward(op, y, [x], x.shape);
+    const xb = x.rank === dims + 1 ? reshapeOp(x, [1, ...x.shape]) : x;
+    const yb = splitChannels(op, [xb], [...xb.shape.slice(0, 2), ...out], ([xs]) => maxPool(op, xs!, dims, opts));
+    if (xb === x) return yb;
+    const y = reshapeOp(yb, yShape);
+    [xb, yb].forEach((t) => t.dispose());
+    return y;
   }
   const y = Tensor.empty(device, yShape);
   const idx = Tensor.empty(device, yShape, "u32", "argmax");

@@ -1,18 +1,33 @@
 // Splitting ops whose tensors exceed one storage binding (maxStorageBufferBindingSize: 128 MiB
 // on lavapipe; docs/ops/split.md). A buffer may be larger than a binding; only what one dispatch
-// binds is limited, and buffer copies (device.copy) have no binding limit at all. Two strategies:
-//   splitChannels   ops independent per (sample, channel): instance norm, batch norm in eval,
-//                   max pooling, upsampling. Runs of whole channels of one sample are processed
-//                   as [1, c, ...] tensors (chunk() views when 256-byte aligned, else gathered with
-//                   a copy) and copied into the big output.
-//   convDepthSlabs  convolutions (direct and transposed): runs of output depth rows are computed
-//                   from the input rows they read, gathered per (n, c) into a zero-filled slab
-//                   (rows outside the volume stay zero: the depth padding) and scattered back per
-//                   (n, c) with buffer copies, so neither big tensor is ever bound.
+// binds is limited, and buffer copies (device.copy) have no binding limit at all.
+//
+// One mechanism serves forward and backward: a SplitPlan lists pieces, and for each piece the
+// Region of every big tensor it reads or writes (runs of elements copied between the big tensor
+// and a small one that fits a binding). The forward gathers each piece's inputs, runs the op's
+// ordinary path on them and scatters the piece's output. The backward recomputes each piece with
+// its inputs as fresh leaves, back-propagates the piece's slice of the output gradient through
+// that small graph (the ops' own backward rules), and scatters (or, where pieces overlap, adds)
+// each piece's input gradients into the big gradients; whole inputs (weights) sum their
+// gradients over the pieces. Recomputing trades one extra forward per piece for not keeping the
+// pieces' intermediates alive.
+//   channelPlan   ops independent per (sample, channel): instance norm, batch norm in eval,
+//                 max pooling, upsampling; runs of whole channels of one sample.
+//   batchChannelPlan  batch norm in training: runs of whole channels over every sample, so each
+//                 piece holds the channel's full N·D·H·W statistics.
+//   convSlabPlan  convolutions (direct and transposed): runs of output depth rows computed from
+//                 the input rows they read, gathered per (n, c) into a zero-filled slab (rows
+//                 outside the volume stay zero: the depth padding). Slabs overlap by the kernel's
+//                 halo, so input gradients are added, and the weight gradient sums over slabs.
+//   rowPlan       row-wise ops on [..., K] (linear/matmul rows, layer norm, softmax over the last
+//                 dim): runs of whole rows.
 // Concatenation over the limit is a set of contiguous buffer copies (layout.ts).
-// These paths are forward (inference) only: the backward of a split op throws a PulmoError.
 import { PulmoError, Tensor, numel, shapeStr, type Device } from "../../runtime/index.ts";
-import { noGrad, record } from "../tape.ts";
+import { enableGrad, needsGrad, noGrad, record } from "../tape.ts";
+import { backward as backwardOf } from "../autograd.ts";
+import { addSame } from "../launch.ts";
+import { conv3d, convTranspose3d } from "./conv.ts";
+import { reshape, slice } from "./layout.ts";
 
 /** True when any of the byte counts is over the device's storage binding limit. */
 export function overBindingLimit(device: Device, ...bytes: number[]): boolean {
@@ -20,23 +35,120 @@ export function overBindingLimit(device: Device, ...bytes: number[]): boolean {
   return bytes.some((b) => b > limit);
 }
 
-/** Records `op` on an output computed in pieces: its backward is refused with a clear error. */
-export function recordSplitForward(op: string, y: Tensor, inputs: (Tensor | null | undefined)[], shape: readonly number[]): Tensor {
-  const limit = y.device.limits.maxBindingBytes;
-  return record(op, y, inputs, [], () => {
-    throw new PulmoError(
-      `${op}: backward is not supported for tensors over the ${limit}-byte storage binding limit ('x' ${shapeStr(shape)} was split in the forward pass; split ops are inference-only, see docs/ops/split.md)`,
-    );
+/** The error for a tensor an op cannot split: names op, tensor and limit. */
+export function unsplittable(op: string, what: string, t: { shape: readonly number[] } | readonly number[], limit: number, why: string): PulmoError {
+  const shape = Array.isArray(t) ? (t as readonly number[]) : (t as { shape: readonly number[] }).shape;
+  return new PulmoError(`${op}: '${what}' ${shapeStr(shape)} (${numel(shape) * 4} bytes) exceeds the ${limit}-byte storage binding limit and ${why} (see docs/ops/split.md)`);
+}
+
+/** Where a piece's tensor lives in a big one: runs of [bigStart, pieceStart, length] elements.
+ * Elements of the piece that no run covers are zero (a conv slab's depth padding). */
+export interface Region {
+  shape: number[];
+  runs: [number, number, number][];
+}
+
+/** Pieces of a split op and, per piece, the region of each input (null: passed whole, e.g. a
+ * weight) and of the output. */
+export interface SplitPlan {
+  count: number;
+  input(i: number, piece: number): Region | null;
+  output(piece: number): Region;
+  /** input i's regions tile it exactly (disjoint, covering): gradients are copied, not added */
+  tiles(i: number): boolean;
+}
+
+const covered = (r: Region) => r.runs.reduce((s, [, , n]) => s + n, 0) === numel(r.shape);
+
+/** The piece of `big` a region names: a view when it is one aligned run, else a copy. */
+function gather(big: Tensor, r: Region): Tensor {
+  const [first] = r.runs;
+  if (r.runs.length === 1 && first![1] === 0 && covered(r) && ((big.byteOffset + first![0] * 4) % 256 === 0)) return big.chunk(first![0], r.shape);
+  const p = covered(r) ? Tensor.empty(big.device, r.shape, big.dtype, "split piece") : Tensor.zeros(big.device, r.shape);
+  for (const [b, s, n] of r.runs) big.device.copy(big.buffer, big.byteOffset + b * 4, p.buffer, p.byteOffset + s * 4, n * 4);
+  return p;
+}
+
+function scatter(piece: Tensor, big: Tensor, r: Region): void {
+  for (const [b, s, n] of r.runs) big.device.copy(piece.buffer, piece.byteOffset + s * 4, big.buffer, big.byteOffset + b * 4, n * 4);
+}
+
+/** big[region] += piece (gathered, added by an ordinary launch, scattered back). */
+function scatterAdd(piece: Tensor, big: Tensor, r: Region): void {
+  const cur = gather(big, { shape: [piece.size], runs: r.runs });
+  const sum = addSame(cur, piece.reshape([piece.size]));
+  scatter(sum, big, { shape: r.shape, runs: r.runs });
+  cur.dispose();
+  sum.dispose();
+}
+
+/** Runs `run` on every piece of `plan` (recording off) and assembles the output. */
+export function splitForward(plan: SplitPlan, inputs: (Tensor | null)[], yShape: readonly number[], run: (parts: (Tensor | null)[], piece: number) => Tensor): Tensor {
+  const device = inputs.find((t) => t)!.device;
+  const y = Tensor.empty(device, yShape, "f32", "split output");
+  noGrad(() => {
+    for (let p = 0; p < plan.count; p++) {
+      const parts = inputs.map((t, i) => {
+        const r = t && plan.input(i, p);
+        return t && r ? gather(t, r) : t;
+      });
+      const ys = run(parts, p);
+      scatter(ys, y, plan.output(p));
+      ys.dispose();
+      parts.forEach((t, i) => t !== inputs[i] && t?.dispose());
+    }
+  });
+  return y;
+}
+
+/** Records the backward of a split op: per piece, `run` (differentiable, on leaves gathered from
+ * the saved inputs) is recomputed and back-propagated with the piece's slice of dy. */
+export function recordSplit(op: string, y: Tensor, inputs: (Tensor | null)[], plan: SplitPlan, run: (parts: (Tensor | null)[], piece: number) => Tensor): Tensor {
+  if (!needsGrad(...inputs)) return y;
+  const need = inputs.map((t) => !!t?.requiresGrad);
+  const present = inputs.map((t) => !!t);
+  return record(op, y, inputs, inputs.filter((t): t is Tensor => !!t), (dy, saved) => {
+    let k = 0;
+    const xs = present.map((p) => (p ? saved[k++]! : null));
+    const device = dy.device;
+    const grads = xs.map((t, i) => (need[i] ? (plan.tiles(i) ? Tensor.empty(device, t!.shape) : Tensor.zeros(device, t!.shape)) : null));
+    for (let p = 0; p < plan.count; p++) {
+      const regions = xs.map((t, i) => (t ? plan.input(i, p) : null));
+      // fresh leaves: gradients stop at the piece, and a whole input's leaf is an alias
+      const parts = xs.map((t, i) => {
+        if (!t) return null;
+        const leaf = regions[i] ? gather(t, regions[i]!) : t.retain();
+        leaf.requiresGrad = need[i]!;
+        return leaf;
+      });
+      const dys = gather(dy, plan.output(p));
+      const ys = enableGrad(() => run(parts, p));
+      backwardOf(ys, [dys.reshape(ys.shape)]);
+      parts.forEach((leaf, i) => {
+        const g = leaf?.grad;
+        if (g && grads[i]) {
+          const r = regions[i];
+          if (!r) {
+            const sum = addSame(grads[i]!, g);
+            grads[i]!.dispose();
+            grads[i] = sum;
+          } else if (plan.tiles(i)) scatter(g, grads[i]!, r);
+          else scatterAdd(g, grads[i]!, r);
+        }
+        g?.dispose();
+        if (leaf) leaf.grad = null;
+        leaf?.dispose();
+      });
+      ys.dispose();
+      dys.dispose();
+    }
+    return grads;
   });
 }
 
-/** Elements [start, start + numel(shape)) of t as a tensor of `shape`: a view when the start is
- * 256-byte aligned, else a copy. */
-function piece(t: Tensor, start: number, shape: readonly number[]): Tensor {
-  if ((t.byteOffset + start * 4) % 256 === 0) return t.chunk(start, shape);
-  const p = Tensor.empty(t.device, shape, t.dtype, "split piece");
-  t.device.copy(t.buffer, t.byteOffset + start * 4, p.buffer, p.byteOffset, p.bytes);
-  return p;
+/** A split op, forward and (when an input needs it) backward: `run` must be differentiable. */
+export function splitOp(op: string, inputs: (Tensor | null)[], yShape: readonly number[], plan: SplitPlan, run: (parts: (Tensor | null)[], piece: number) => Tensor): Tensor {
+  return recordSplit(op, splitForward(plan, inputs, yShape, run), inputs, plan, run);
 }
 
 /** Channels [c0, c1) of a per-channel parameter [C] (a copy), or null. */
@@ -47,35 +159,75 @@ export function channelSlice(t: Tensor | null | undefined, c0: number, c1: numbe
   return s;
 }
 
-/** y [N, C, ...outSpatial] from x [N, C, ...] for an op independent per (sample, channel): `run`
- * maps x[n, c0:c1] (shape [1, c1 - c0, ...]) to y[n, c0:c1]. Each piece holds as many whole
- * channels as fit one binding on both sides. Runs with recording off; the caller records. */
-export function splitChannels(op: string, x: Tensor, yShape: readonly number[], run: (xs: Tensor, c0: number, c1: number) => Tensor): Tensor {
-  const device = x.device;
-  const limit = device.limits.maxBindingBytes;
-  const [n, c] = [x.shape[0]!, x.shape[1]!];
-  if (yShape[0] !== n || yShape[1] !== c) throw new PulmoError(`${op}: internal error, split output ${shapeStr(yShape)} vs 'x' ${shapeStr(x.shape)}`);
-  const sx = numel(x.shape.slice(2));
+/** A piece's channel range and sample (-1: every sample). */
+export interface ChannelPiece {
+  n: number;
+  c0: number;
+  c1: number;
+}
+
+/** Pieces of whole channels of x [N, C, ...] (→ y [N, C, ...ySpatial]): per sample, or (allSamples)
+ * over every sample at once. Inputs: 0 is x; any other input is a per-channel parameter [C]
+ * (null where absent). */
+export function channelPlan(op: string, xShape: readonly number[], yShape: readonly number[], limit: number, allSamples = false): SplitPlan & { pieces: ChannelPiece[] } {
+  const [n, c] = [xShape[0]!, xShape[1]!];
+  if (yShape[0] !== n || yShape[1] !== c) throw new PulmoError(`${op}: internal error, split output ${shapeStr(yShape)} vs 'x' ${shapeStr(xShape)}`);
+  const sx = numel(xShape.slice(2));
   const sy = numel(yShape.slice(2));
-  const perChannel = Math.max(sx, sy) * 4;
+  const batch = allSamples ? n : 1;
+  const perChannel = Math.max(sx, sy) * 4 * batch;
   if (perChannel > limit)
     throw new PulmoError(
-      `${op}: one channel of 'x' ${shapeStr(x.shape)} → ${shapeStr(yShape)} (${perChannel} bytes) does not fit the ${limit}-byte storage binding limit`,
+      `${op}: one channel of 'x' ${shapeStr(xShape)} → ${shapeStr(yShape)} (${perChannel} bytes${allSamples ? " over all samples" : ""}) does not fit the ${limit}-byte storage binding limit`,
     );
   const step = Math.min(c, Math.floor(limit / perChannel));
-  const y = Tensor.empty(device, yShape, "f32", op);
-  noGrad(() => {
-    for (let b = 0; b < n; b++)
-      for (let c0 = 0; c0 < c; c0 += step) {
-        const c1 = Math.min(c, c0 + step);
-        const xs = piece(x, (b * c + c0) * sx, [1, c1 - c0, ...x.shape.slice(2)]);
-        const ys = run(xs, c0, c1);
-        device.copy(ys.buffer, ys.byteOffset, y.buffer, y.byteOffset + (b * c + c0) * sy * 4, ys.bytes);
-        xs.dispose();
-        ys.dispose();
-      }
-  });
-  return y;
+  const pieces: ChannelPiece[] = [];
+  for (let b = 0; b < (allSamples ? 1 : n); b++)
+    for (let c0 = 0; c0 < c; c0 += step) pieces.push({ n: allSamples ? -1 : b, c0, c1: Math.min(c, c0 + step) });
+  const region = (q: ChannelPiece, s: number, spatial: readonly number[]): Region => {
+    const w = q.c1 - q.c0;
+    const samples = q.n < 0 ? [...Array(n).keys()] : [q.n];
+    return { shape: [samples.length, w, ...spatial], runs: samples.map((b, j) => [(b * c + q.c0) * s, j * w * s, w * s]) };
+  };
+  return {
+    pieces,
+    count: pieces.length,
+    input: (i, p) => (i === 0 ? region(pieces[p]!, sx, xShape.slice(2)) : { shape: [pieces[p]!.c1 - pieces[p]!.c0], runs: [[pieces[p]!.c0, 0, pieces[p]!.c1 - pieces[p]!.c0]] }),
+    output: (p) => region(pieces[p]!, sy, yShape.slice(2)),
+    tiles: (i) => i === 0 || allSamples || n === 1,
+  };
+}
+
+/** An op independent per (sample, channel) over x [N, C, ...] → y [N, C, ...ySpatial], split into
+ * channel runs: `run([xs, ...params sliced], piece)` is the op's ordinary (differentiable) path. */
+export function splitChannels(op: string, inputs: (Tensor | null)[], yShape: readonly number[], run: (parts: (Tensor | null)[], q: ChannelPiece) => Tensor, allSamples = false): Tensor {
+  const x = inputs[0]!;
+  const plan = channelPlan(op, x.shape, yShape, x.device.limits.maxBindingBytes, allSamples);
+  return splitOp(op, inputs, yShape, plan, (parts, p) => run(parts, plan.pieces[p]!));
+}
+
+/** Runs of whole rows of x [..., K] → y [..., M]: inputs 0 (and any other input with `rowInputs`)
+ * are split by rows; the rest are passed whole. */
+export function rowPlan(op: string, xShape: readonly number[], yShape: readonly number[], limit: number, rowInputs: number[] = [0]): SplitPlan {
+  const k = xShape.at(-1)!;
+  const m = yShape.at(-1)!;
+  const rows = numel(xShape.slice(0, -1));
+  const perRow = Math.max(k, m) * 4;
+  if (perRow > limit)
+    throw new PulmoError(`${op}: one row of 'x' ${shapeStr(xShape)} → ${shapeStr(yShape)} (${perRow} bytes) does not fit the ${limit}-byte storage binding limit`);
+  const step = Math.floor(limit / perRow);
+  const count = Math.ceil(rows / step);
+  const region = (p: number, w: number): Region => {
+    const r0 = p * step;
+    const r = Math.min(step, rows - r0);
+    return { shape: [r, w], runs: [[r0 * w, 0, r * w]] };
+  };
+  return {
+    count,
+    input: (i, p) => (rowInputs.includes(i) ? region(p, k) : null),
+    output: (p) => region(p, m),
+    tiles: (i) => rowInputs.includes(i),
+  };
 }
 
 /** Depth geometry of a convolution: kernel, stride, padding, dilation. */
@@ -90,16 +242,88 @@ export interface DepthGeometry {
  * padding the slab is convolved with. Direct: a = d0*s - p, count (r-1)*s + dil*(k-1) + 1, pad 0.
  * Transposed (output o gathers input i where i*s = o + p - k*dil): i from
  * max(0, floor((d0 + p - dil*(k-1)) / s)) to floor((d0 + r - 1 + p) / s); the slab is convolved
- * with padding p + d0 - first*s, which is >= 0. */
+ * with padding p + d0 - first*s, which is >= 0. A transposed slab gets zero rows at its end until
+ * torch's output size (count-1)*s - 2*pad + dil*(k-1) + 1 reaches r, so the same slab also runs
+ * through the public convTranspose op (whose first r output rows are the run). */
 function slabRows(transposed: boolean, g: DepthGeometry, d0: number, r: number): { first: number; count: number; pad: number } {
   if (!transposed) return { first: d0 * g.s - g.p, count: (r - 1) * g.s + g.dil * (g.k - 1) + 1, pad: 0 };
   const first = Math.max(0, Math.floor((d0 + g.p - g.dil * (g.k - 1)) / g.s));
   const last = Math.max(first, Math.floor((d0 + r - 1 + g.p) / g.s));
-  return { first, count: last - first + 1, pad: g.p + d0 - first * g.s };
+  const pad = g.p + d0 - first * g.s;
+  let count = last - first + 1;
+  const outRows = (c: number) => (c - 1) * g.s - 2 * pad + g.dil * (g.k - 1) + 1;
+  if (outRows(count) < r) count += Math.ceil((r - outRows(count)) / g.s);
+  return { first, count, pad };
 }
 
-/** y [N, cout, oD, oH, oW] from x [N, cin, D, H, W] in depth slabs: for each sample, runs of
- * output depth rows whose input slab and output rows fit a binding. `run(slab, outShape, padD)`
+export interface SlabPiece {
+  n: number;
+  d0: number;
+  r: number;
+  /** depth padding the slab is convolved with */
+  pad: number;
+}
+
+/** Depth slabs of a convolution x [N, cin, D, H, W] → y [N, cout, oD, oH, oW]: for each sample,
+ * runs of output depth rows whose input slab and output rows fit a binding (the longest such run,
+ * by bisection). Inputs: 0 is x (slabs), any other (weight, bias) is passed whole. */
+export function convSlabPlan(op: string, transposed: boolean, xShape: readonly number[], outShape: readonly number[], g: DepthGeometry, limit: number): SplitPlan & { pieces: SlabPiece[] } {
+  const [batch, cin, D, H, W] = xShape as [number, number, number, number, number];
+  const [, cout, oD, oH, oW] = outShape as [number, number, number, number, number];
+  const [plane, oPlane] = [H * W, oH * oW];
+  // the most input rows a slab of the pieces [d0, d0 + r) reads, and the most output rows its
+  // convolution produces (a transposed slab through the public op may give more than r)
+  const fits = (r: number) => {
+    let [inRows, outRows] = [0, 0];
+    for (let d0 = 0; d0 < oD; d0 += r) {
+      const rr = Math.min(r, oD - d0);
+      const { count, pad } = slabRows(transposed, g, d0, rr);
+      inRows = Math.max(inRows, count);
+      outRows = Math.max(outRows, transposed ? (count - 1) * g.s - 2 * pad + g.dil * (g.k - 1) + 1 : rr);
+    }
+    return cin * inRows * plane * 4 <= limit && cout * outRows * oPlane * 4 <= limit;
+  };
+  if (!fits(1))
+    throw new PulmoError(
+      `${op}: one output depth row of 'x' ${shapeStr(xShape)} → ${shapeStr(outShape)} does not fit the ${limit}-byte storage binding limit`,
+    );
+  let [lo, hi] = [1, oD]; // a long run that fits, by bisection (lo always fits)
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  const rows = lo;
+  const pieces: SlabPiece[] = [];
+  for (let n = 0; n < batch; n++)
+    for (let d0 = 0; d0 < oD; d0 += rows) {
+      const r = Math.min(rows, oD - d0);
+      pieces.push({ n, d0, r, pad: slabRows(transposed, g, d0, r).pad });
+    }
+  return {
+    pieces,
+    count: pieces.length,
+    input: (i, p) => {
+      if (i !== 0) return null;
+      const { n, d0, r } = pieces[p]!;
+      const { first, count } = slabRows(transposed, g, d0, r);
+      const [from, to] = [Math.max(first, 0), Math.min(first + count, D)];
+      const runs: [number, number, number][] = [];
+      if (to > from) for (let c = 0; c < cin; c++) runs.push([((n * cin + c) * D + from) * plane, (c * count + from - first) * plane, (to - from) * plane]);
+      return { shape: [1, cin, count, H, W], runs };
+    },
+    output: (p) => {
+      const { n, d0, r } = pieces[p]!;
+      const runs: [number, number, number][] = [];
+      for (let c = 0; c < cout; c++) runs.push([((n * cout + c) * oD + d0) * oPlane, c * r * oPlane, r * oPlane]);
+      return { shape: [1, cout, r, oH, oW], runs };
+    },
+    tiles: () => false,
+  };
+}
+
+/** y [N, cout, oD, oH, oW] from x [N, cin, D, H, W] in depth slabs (forward only; the caller
+ * records the backward with recordSplit over the same plan). `run(slab, outShape, padD)`
  * convolves a [1, cin, rows, H, W] slab into [1, cout, r, oH, oW] with depth padding padD (the
  * other dims' geometry unchanged). */
 export function convDepthSlabs(
@@ -110,45 +334,11 @@ export function convDepthSlabs(
   g: DepthGeometry,
   run: (slab: Tensor, outShape: number[], padD: number) => Tensor,
 ): Tensor {
-  const device = x.device;
-  const limit = device.limits.maxBindingBytes;
-  const [batch, cin, D, H, W] = x.shape as [number, number, number, number, number];
-  const [, cout, oD, oH, oW] = outShape as [number, number, number, number, number];
-  const [plane, oPlane] = [H * W * 4, oH * oW * 4];
-  // the most input rows any run of r output rows reads (transposed: bounded over every start)
-  const maxInRows = (r: number) =>
-    transposed ? Math.floor((r - 1 + g.dil * (g.k - 1)) / g.s) + 2 : (r - 1) * g.s + g.dil * (g.k - 1) + 1;
-  const fits = (r: number) => cin * maxInRows(r) * plane <= limit && cout * r * oPlane <= limit;
-  if (!fits(1))
-    throw new PulmoError(
-      `${op}: one output depth row of 'x' ${shapeStr(x.shape)} → ${shapeStr(outShape)} does not fit the ${limit}-byte storage binding limit`,
-    );
-  let [lo, hi] = [1, oD]; // largest r that fits (fits is monotonic in r)
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (fits(mid)) lo = mid;
-    else hi = mid - 1;
-  }
-  const rows = lo;
-  const y = Tensor.empty(device, outShape, "f32", op);
-  noGrad(() => {
-    for (let n = 0; n < batch; n++)
-      for (let d0 = 0; d0 < oD; d0 += rows) {
-        const r = Math.min(rows, oD - d0);
-        const { first, count, pad } = slabRows(transposed, g, d0, r);
-        const [from, to] = [Math.max(first, 0), Math.min(first + count, D)];
-        const slab = Tensor.zeros(device, [1, cin, count, H, W]);
-        if (to > from)
-          for (let c = 0; c < cin; c++)
-            device.copy(x.buffer, x.byteOffset + ((n * cin + c) * D + from) * plane, slab.buffer, slab.byteOffset + (c * count + from - first) * plane, (to - from) * plane);
-        const part = run(slab, [1, cout, r, oH, oW], pad);
-        for (let c = 0; c < cout; c++)
-          device.copy(part.buffer, part.byteOffset + c * r * oPlane, y.buffer, y.byteOffset + ((n * cout + c) * oD + d0) * oPlane, r * oPlane);
-        slab.dispose();
-        part.dispose();
-      }
+  const plan = convSlabPlan(op, transposed, x.shape, outShape, g, x.device.limits.maxBindingBytes);
+  return splitForward(plan, [x], outShape, ([slab], p) => {
+    const q = plan.pieces[p]!;
+    return run(slab!, [1, outShape[1]!, q.r, outShape[3]!, outShape[4]!], q.pad);
   });
-  return y;
 }
 
 /** torch.cat along `axis` as contiguous buffer copies (no binding): each input contributes one run
@@ -177,4 +367,39 @@ export function sliceByCopies(x: Tensor, axis: number, start: number, end: numbe
   for (let o = 0; o < outer; o++)
     x.device.copy(x.buffer, x.byteOffset + (o * x.shape[axis]! * inner + start * inner) * 4, y.buffer, y.byteOffset + o * run * 4, run * 4);
   return y;
+}
+
+/** What recordConvSplit needs of a convolution's geometry (conv.ts Geometry: spatial dims always
+ * 3, D = 1 for 2D). */
+export interface ConvSplitGeometry {
+  groups: number;
+  k: readonly number[];
+  stride: readonly number[];
+  pad: readonly number[];
+  dil: readonly number[];
+}
+
+/** Records the backward of a convolution computed in depth slabs (conv.ts convForwardSplit): the
+ * same slab plan, each slab recomputed by the public conv3d / convTranspose3d (batch 1, the
+ * slab's depth padding) and back-propagated; input gradients are added where slabs overlap, the
+ * weight and bias gradients sum over slabs. 2D runs as 3D over [N, C, H, W, 1]. */
+export function recordConvSplit(op: string, transposed: boolean, y: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvSplitGeometry): Tensor {
+  if (!needsGrad(x, weight, bias)) return y;
+  const is2d = x.rank === 4;
+  const to5 = (v: readonly number[], fill: number) => (is2d ? [v[1]!, v[2]!, fill] : [...v]);
+  const [k, stride, pad, dil] = [to5(g.k, 1), to5(g.stride, 1), to5(g.pad, 0), to5(g.dil, 1)];
+  const x5 = is2d ? [...x.shape, 1] : [...x.shape];
+  const y5 = is2d ? [...y.shape, 1] : [...y.shape];
+  const depth = { k: k[0]!, s: stride[0]!, p: pad[0]!, dil: dil[0]! };
+  const plan = convSlabPlan(op, transposed, x5, y5, depth, x.device.limits.maxBindingBytes);
+  // torch's transposed output size is (i-1)*s - 2p + dil*(k-1) + outputPadding + 1: recover the
+  // output padding of H and W from the output shape
+  const outPad = [0, 1, 2].map((d) => (d === 0 || !transposed ? 0 : y5[d + 2]! - ((x5[d + 2]! - 1) * stride[d]! - 2 * pad[d]! + dil[d]! * (k[d]! - 1) + 1)));
+  return recordSplit(op, y, [x, weight, bias], plan, ([slab, w, b], p) => {
+    const q = plan.pieces[p]!;
+    const w5 = is2d ? reshape(w!, [...w!.shape, 1]) : w!;
+    const opts = { stride, padding: [q.pad, pad[1]!, pad[2]!], dilation: dil, groups: g.groups };
+    const out = transposed ? convTranspose3d(slab!, w5, b, { ...opts, outputPadding: outPad }) : conv3d(slab!, w5, b, opts);
+    return out.shape[2] === q.r ? out : slice(out, 2, 0, q.r);
+  });
 }

@@ -1,7 +1,7 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, groups1d, label } from "../launch.ts";
-import { overBindingLimit, recordSplitForward, splitChannels } from "./split.ts";
+import { overBindingLimit, splitChannels } from "./split.ts";
 
 export type UpsampleMode = "nearest" | "linear" | "bilinear" | "trilinear";
 
@@ -70,8 +70,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   const xShape = x.shape;
   if (overBindingLimit(device, x.bytes, numel([...x.shape.slice(0, 2), ...out]) * 4)) {
     // per (sample, channel range): the same options on [1, c, ...] pieces give the same ratios
-    const y = splitChannels(`${op}_${mode}`, x, [...x.shape.slice(0, 2), ...out], (xs) => upsample(xs, opts));
-    return recordSplitForward(op, y, [x], x.shape);
+    return splitChannels(`${op}_${mode}`, [x], [...x.shape.slice(0, 2), ...out], ([xs]) => upsample(xs!, opts));
   }
   const y = Tensor.empty(device, [...x.shape.slice(0, 2), ...out]);
   device.dispatch({
