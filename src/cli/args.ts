@@ -206,7 +206,7 @@ export function formatHelp(c: Command): string {
     const extra = [
       s.choices ? `one of ${s.choices.join(", ")}` : "",
       s.type === "list" ? "repeatable" : "",
-      s.default !== undefined && s.type !== "boolean" ? `default ${s.default}` : "",
+      s.default !== undefined && s.type !== "boolean" ? `default ${typeof s.default === "number" ? +s.default.toPrecision(4) : s.default}` : "",
     ].filter(Boolean);
     lines.push(`  ${left.padEnd(26)} ${s.help}${extra.length ? ` (${extra.join("; ")})` : ""}`);
   }

@@ -72,9 +72,9 @@ export const trainCommand: Command = {
   usage: "pulmo train --model NAME [--config JSON] [--weights INIT] (--images DIR --labels DIR | --cases DIR --image-file F --label-file F) --patch D,H,W --out DIR [options]",
   description: [
     "Each case is preprocessed as the model's preset does at inference (docs/inference.md), then every epoch",
-    "takes --crops random crops per training case, a third of them centred on a foreground voxel. Loss: Dice +",
-    "cross-entropy (softmax outputs) or Dice + BCE (one channel); Adam. With a validation split the best",
-    "validation Dice is kept. --out DIR receives last.safetensors (every epoch: a rerun resumes from it),",
+    "takes --crops random crops per training case, --foreground-fraction of them centred on a foreground voxel.",
+    "Loss: Dice + cross-entropy (softmax outputs) or Dice + BCE (one channel); Adam. With a validation split",
+    "the best validation Dice is kept. --out DIR receives last.safetensors (every epoch: a rerun resumes from it),",
     "best.safetensors (best validation Dice) and model.safetensors, a model bundle of the best weights that",
     "`pulmo segment --weights` reads.",
   ].join("\n"),
@@ -93,6 +93,7 @@ export const trainCommand: Command = {
     lr: { type: "number", min: 0, default: 1e-3, help: "Adam learning rate" },
     batch: { type: "int", min: 1, default: 2, help: "crops per step" },
     crops: { type: "int", min: 1, default: 4, help: "crops per training case per epoch" },
+    "foreground-fraction": { type: "number", min: 0, max: 1, default: 1 / 3, help: "share of the crops centred on a foreground voxel (nnU-Net: 1/3)" },
     "val-fraction": { type: "number", min: 0, below: 1, default: 0.2, help: "share of the cases held out for validation" },
     freeze: { type: "list", value: "PREFIX", help: "freeze the parameters under this state-dict prefix" },
     patience: { type: "int", min: 1, help: "stop after this many epochs without a validation-Dice gain" },
@@ -135,7 +136,7 @@ export const trainCommand: Command = {
     const trainVols = trainSet.map(load), valVols = valCases.map(load);
     for (const v of [...trainVols, ...valVols])
       if (v.shape.some((d, k) => d < patch[k]!)) console.error(`note: a case of ${shapeStr(v.shape)} is smaller than the patch ${shapeStr(patch)} and is zero-padded`);
-    const crops = randomCrops(trainVols, { patch, perVolume: a.needNum("crops"), seed });
+    const crops = randomCrops(trainVols, { patch, perVolume: a.needNum("crops"), foregroundFraction: a.needNum("foreground-fraction"), seed });
     const samples = dims === 2 ? (e: number) => crops(e).map(to2d) : crops;
     const validation = valVols.length ? validationCrops(valVols, patch).map((s) => (dims === 2 ? to2d(s) : s)) : undefined;
 
