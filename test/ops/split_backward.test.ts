@@ -10,6 +10,12 @@ import {
   convTranspose2d,
   convTranspose3d,
   instanceNorm,
+  layerNorm,
+  linear,
+  matmul,
+  msDeformAttn3d,
+  softmax,
+  PulmoError,
   maxPool2d,
   maxPool3d,
   tidy,
@@ -22,6 +28,7 @@ import {
 // must equal the unsplit ones on a normal device, for the same inputs and output gradient.
 const LIMIT = 4096;
 const MIB = 1 << 20;
+const DEFORM_LEVELS: [number, number, number][] = [[2, 3, 4], [1, 2, 2]];
 
 function expectClose(got: Float32Array, ref: Float32Array, what: string, rel = 2e-5): void {
   expect(got.length, what).toBe(ref.length);
@@ -110,6 +117,22 @@ const cases: Record<string, Case> = {
     grad: [0],
     op: ([x]) => upsample(x!, { size: [41, 24], mode: "bilinear", alignCorners: true }),
   },
+  "linear (token rows)": { shapes: [[2, 50, 12], [10, 12], [10]], grad: [0, 1, 2], op: ([x, w, b]) => linear(x!, w!, b!) },
+  "matmul [.., M, K] @ [K, N]": { shapes: [[3, 40, 12], [12, 9]], grad: [0, 1], op: ([a, b]) => matmul(a!, b!) },
+  "layer norm, last dim": { shapes: [[120, 16], [16], [16]], grad: [0, 1, 2], op: ([x, w, b]) => layerNorm(x!, w!, b!) },
+  "layer norm over [4, 4]": {
+    shapes: [[70, 4, 4], [4, 4], [4, 4]],
+    grad: [0, 1, 2],
+    op: ([x, w, b]) => layerNorm(x!, w!, b!, { normalizedShape: [4, 4] }),
+  },
+  "softmax, last dim": { shapes: [[20, 80]], ranges: [[-3, 3]], grad: [0], op: ([x]) => softmax(x!, -1) },
+  "softmax, middle dim": { shapes: [[4, 30, 12]], ranges: [[-3, 3]], grad: [0], op: ([x]) => softmax(x!, 1) },
+  "deformable attention sampling (query pieces)": {
+    shapes: [[2, 28, 2, 4], [2, 60, 2, 2, 2, 3], [2, 60, 2, 2, 2]],
+    ranges: [undefined, [0, 1], [0, 1]],
+    grad: [0, 1, 2],
+    op: ([v, l, a]) => msDeformAttn3d(v!, DEFORM_LEVELS, l!, a!),
+  },
   // convolutions run on a 1 MiB limit: the weight gradient's partial sums (conv.ts, at most
   // 16 MiB, far under a real 128 MiB binding) must themselves fit the lowered binding
   "conv3d k3 p1 + bias": { shapes: [[2, 3, 10, 24, 200], [4, 3, 3, 3, 3], [4]], grad: [0, 1, 2], op: ([x, w, b]) => conv3d(x!, w!, b!, { padding: 1 }), limit: MIB },
@@ -168,4 +191,31 @@ describe("backward of ops over the storage binding limit", () => {
       got.grads.forEach((g, i) => expectClose(g, ref.grads[i]!, `grad of input ${c.grad[i]}`));
       got.extra.forEach((g, i) => expectClose(g, ref.extra[i]!, `extra tensor ${i} after the step`));
     });
+});
+
+describe("ops that cannot split over the storage binding limit", () => {
+  const small = useDevice({ limits: { maxBindingBytes: LIMIT } });
+
+  it("throw a PulmoError naming op, tensor and limit", () => {
+    const d = small();
+    tidy(d, () => {
+      const z = (shape: number[]) => Tensor.zeros(d, shape);
+      // batched matmul: b has batch dims
+      expect(() => matmul(z([4, 30, 12]), z([4, 12, 5]))).toThrow(PulmoError);
+      expect(() => matmul(z([4, 30, 12]), z([4, 12, 5]))).toThrow(
+        /^matmul: 'a' \[4, 30, 12\] \(5760 bytes\) exceeds the 4096-byte storage binding limit and only a .* splits/,
+      );
+      // a weight passed whole to every row piece
+      expect(() => linear(z([2, 100, 40]), z([30, 40]))).toThrow(/^linear: 'input 1' \[30, 40\] \(4800 bytes\) exceeds the 4096-byte storage binding limit/);
+      // one row over the limit
+      expect(() => layerNorm(z([2, 1100]), null, null)).toThrow(/^layer_norm: one row of 'x' \[2, 1100\].*does not fit the 4096-byte/);
+      expect(() => softmax(z([2, 1100, 2]), 1)).toThrow(/^softmax: one row of 'x' .*does not fit the 4096-byte/);
+      // one sample's value over the limit
+      expect(() => msDeformAttn3d(z([1, 1100, 1, 1]), [[10, 10, 11]], z([1, 4, 1, 1, 1, 3]), z([1, 4, 1, 1, 1]))).toThrow(
+        /^ms_deform_attn3d: 'value' \[1, 1100, 1, 1\] \(4400 bytes\) exceeds the 4096-byte storage binding limit/,
+      );
+      // training batch norm: one channel over every sample
+      expect(() => batchNorm(z([3, 2, 8, 8, 8]), null, null, { training: true })).toThrow(/^batch_norm: one channel of 'x' \[3, 2, 8, 8, 8\]/);
+    });
+  });
 });

@@ -4,6 +4,7 @@
 // deterministic. Conventions and limits: docs/ops/attention.md.
 import { PulmoError, Tensor, numel, shapeStr, type Device } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
+import { overBindingLimit, splitDeformAttn } from "./split.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +261,9 @@ export function msDeformAttn3d(
       `${op}: 'value' has S=${S} but 'spatial_shapes' ${JSON.stringify(spatialShapes)} sum to ${total} voxels (sum of D*H*W) (${shapes})`,
     );
   const device = expectSameDevice(op, value, samplingLocations, attentionWeights);
+  // over one storage binding: pieces of (sample, query range), value whole per sample (split.ts)
+  if (overBindingLimit(device, value.bytes, samplingLocations.bytes, 8 * attentionWeights.bytes, N * Lq * nH * Dh * 4))
+    return splitDeformAttn(op, value, samplingLocations, attentionWeights, ([v, l, a]) => msDeformAttn3d(v!, spatialShapes, l!, a!));
   const levels = spatialShapes.flatMap(([d, h, w], l) => [d, h, w, starts[l]!]);
   const dims = { Lq, S, nH, Dh, nL, nP, levels };
   const y = Tensor.empty(device, [N, Lq, nH * Dh], "f32", op);

@@ -2,6 +2,7 @@
 // GEMMs reading operands transposed in place (TRANS_A / TRANS_B), summed over broadcast batch dims.
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
+import { overBindingLimit, splitRows, unsplittable } from "./split.ts";
 import { contiguousStrides, expectFloat, expectRank, expectSameDevice, label } from "../launch.ts";
 import { broadcastShapes, sumToShape } from "./elementwise.ts";
 
@@ -113,6 +114,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   // b without batch dims: fold a's batch into M for one large GEMM (more full tiles).
   const fold = b2.length === 2;
   const rows = numel(a2.slice(0, -1));
+  if (overBindingLimit(a.device, a.bytes, b.bytes, numel(outShape) * 4)) {
+    // over one storage binding: runs of whole rows of a against the whole b (split.ts)
+    if (!fold || a.rank < 2)
+      throw unsplittable("matmul", "a", a, a.device.limits.maxBindingBytes, "only a [..., M, K] @ b [K, N] product splits (by rows of a); this one is batched or 1-D");
+    return splitRows("matmul", a, K, [b], outShape, ([as, bs]) => matmul(as!, bs!));
+  }
   const av = view(a, fold ? [rows, K] : a2);
   const bv = view(b, b2);
   const y = gemm("matmul", av, false, bv, false, null, outShape);
@@ -178,6 +185,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new PulmoError(`linear: 'bias' must have shape [${out}] for 'weight' ${shapeStr(weight.shape)}, got ${shapeStr(bias.shape)}`);
   const rows = numel(x.shape.slice(0, -1));
   const outShape = [...x.shape.slice(0, -1), out];
+  // over one storage binding: runs of whole rows (tokens), weight and bias whole (split.ts)
+  if (overBindingLimit(x.device, x.bytes, rows * out * 4))
+    return splitRows("linear", x, inF, [weight, bias ?? null], outShape, ([xs, w, b]) => linear(xs!, w!, b));
   const x2 = view(x, [rows, inF]);
   const y = gemm("linear", x2, false, weight, true, bias ?? null, outShape);
   x2.dispose();

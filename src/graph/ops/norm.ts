@@ -2,7 +2,7 @@ import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { isGradEnabled, needsGrad, record } from "../tape.ts";
 import { expectFloat, expectSameDevice, expectShape, groups1d, label } from "../launch.ts";
 import { sumMiddle } from "./reduce.ts";
-import { overBindingLimit, splitChannels } from "./split.ts";
+import { overBindingLimit, splitChannels, splitRows } from "./split.ts";
 import { reshape as reshapeOp } from "./layout.ts";
 
 // Instance, batch and layer normalisation share one set of kernels (kernels/norm/):
@@ -396,6 +396,16 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   checkNonEmpty(op, x);
   const d = numel(ns);
   const m = x.size / d;
+  if (overBindingLimit(x.device, x.bytes))
+    // over one storage binding: runs of whole rows (tokens), weight and bias whole (split.ts)
+    return splitRows(op, x, d, [weight, bias], x.shape, ([xs, ws, bs]) => {
+      const r = xs!.shape[0]!;
+      const y = layerNorm(ns.length === 1 ? xs! : reshapeOp(xs!, [r, ...ns]), ws, bs, { eps, normalizedShape: ns });
+      if (ns.length === 1) return y;
+      const y2 = reshapeOp(y, [r, d]);
+      y.dispose();
+      return y2;
+    });
   const L: Layout = { groups: m, count: d, gstride: d, seglen: d, segstride: 0, sdiv: d, smod: m, adiv: 1, amod: d };
   return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
     rowWeight: true,

@@ -1,5 +1,7 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
+import { overBindingLimit, splitRows } from "./split.ts";
+import { reshape } from "./layout.ts";
 import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
 
 // softmax over any axis: kernels/softmax/softmax.wgsl views x as [outer, r, inner] (r = the
@@ -32,6 +34,15 @@ export function softmax(x: Tensor, dim: number): Tensor {
   const outer = numel(x.shape.slice(0, a));
   const r = x.shape[a]!;
   const inner = numel(x.shape.slice(a + 1));
+  if (overBindingLimit(x.device, x.bytes))
+    // over one storage binding: runs of whole outer indices, each [k, r, inner] (split.ts)
+    return splitRows("softmax", x, r * inner, [], x.shape, ([xs]) => {
+      const k = xs!.shape[0]!;
+      const s = softmax(reshape(xs!, [k, r, inner]), 1);
+      const y2 = reshape(s, [k, r * inner]);
+      s.dispose();
+      return y2;
+    });
   const y = launch("main", x, null, outer, r, inner);
   return record("softmax", y, [x], [y], (dy, [ys]) => [launch("backward", ys!, dy, outer, r, inner)]);
 }

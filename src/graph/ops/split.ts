@@ -403,3 +403,54 @@ export function recordConvSplit(op: string, transposed: boolean, y: Tensor, x: T
     return out.shape[2] === q.r ? out : slice(out, 2, 0, q.r);
   });
 }
+
+/** Row pieces of a row-wise op on x viewed as [rows, k] (k = `rowLength`) → y viewed as
+ * [rows, m]: `run([xs [r, k], ...whole])` is the op's ordinary differentiable path giving
+ * [r, m]; inputs after x (weights) are passed whole and must fit one binding. Returns `yShape`. */
+export function splitRows(op: string, x: Tensor, rowLength: number, whole: (Tensor | null)[], yShape: readonly number[], run: (parts: (Tensor | null)[]) => Tensor): Tensor {
+  const limit = x.device.limits.maxBindingBytes;
+  for (const [i, t] of whole.entries())
+    if (t && t.bytes > limit) throw unsplittable(op, `input ${i + 1}`, t, limit, "is passed whole to every row piece (only the rows of 'x' split)");
+  const k = rowLength;
+  const rows = x.size / k;
+  const m = numel(yShape) / rows;
+  const x2 = reshape(x, [rows, k]);
+  const plan = rowPlan(op, [rows, k], [rows, m], limit);
+  const y2 = splitOp(op, [x2, ...whole], [rows, m], plan, run);
+  const y = reshape(y2, yShape);
+  [x2, y2].forEach((t) => t.dispose());
+  return y;
+}
+
+/** Multi-scale deformable attention over the limit, in pieces of (sample, query range): each
+ * piece reads its sample's whole value [1, S, nH, Dh] (which must fit one binding; value
+ * gradients add over the pieces), its queries' sampling locations and attention weights, and
+ * writes its queries' output rows. `run([value, loc, attn])` is the ordinary op. */
+export function splitDeformAttn(op: string, value: Tensor, loc: Tensor, attn: Tensor, run: (parts: (Tensor | null)[]) => Tensor): Tensor {
+  const limit = value.device.limits.maxBindingBytes;
+  const [N, S, nH, Dh] = value.shape as [number, number, number, number];
+  const [, Lq, , nL, nP] = loc.shape as [number, number, number, number, number];
+  const perSample = S * nH * Dh;
+  if (perSample * 4 > limit) throw unsplittable(op, "value", [1, S, nH, Dh], limit, "one sample's value is read whole by every query (queries split, keys do not)");
+  const samples = nH * nL * nP; // per query
+  // per query: locations (3 per sample), the backward's 8 entry keys per sample, the output row
+  const perQuery = Math.max(3 * samples, 8 * samples, nH * Dh) * 4;
+  if (perQuery > limit) throw unsplittable(op, "sampling_locations", loc, limit, "one query's samples do not fit");
+  const q = Math.max(1, Math.min(Lq, Math.floor(limit / perQuery)));
+  const pieces: { n: number; q0: number; q1: number }[] = [];
+  for (let n = 0; n < N; n++) for (let q0 = 0; q0 < Lq; q0 += q) pieces.push({ n, q0, q1: Math.min(Lq, q0 + q) });
+  const rows = (p: number, per: number, tail: number[]): Region => {
+    const { n, q0, q1 } = pieces[p]!;
+    return { shape: [1, q1 - q0, ...tail], runs: [[(n * Lq + q0) * per, 0, (q1 - q0) * per]] };
+  };
+  const plan: SplitPlan = {
+    count: pieces.length,
+    input: (i, p) => {
+      if (i === 0) return { shape: [1, S, nH, Dh], runs: [[pieces[p]!.n * perSample, 0, perSample]] };
+      return i === 1 ? rows(p, samples * 3, [nH, nL, nP, 3]) : rows(p, samples, [nH, nL, nP]);
+    },
+    output: (p) => rows(p, nH * Dh, [nH * Dh]),
+    tiles: (i) => i !== 0 || q >= Lq,
+  };
+  return splitOp(op, [value, loc, attn], [N, Lq, nH * Dh], plan, run);
+}
