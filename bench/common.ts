@@ -50,11 +50,16 @@ export async function copyCeiling(device: Device, reps: number, n: number): Prom
 
 /** Uniform values in [−scale, scale) from a fixed LCG seed (the same data on every run). */
 export function rand(device: Device, shape: number[], scale = 1): Tensor {
+  return Tensor.from(device, randData(shape, scale), shape);
+}
+
+/** The values rand() uploads, for feeding the same data to the peer runtimes. */
+export function randData(shape: number[], scale = 1): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   let s = 12345;
   for (let i = 0; i < n; i++) data[i] = ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 2 * scale;
-  return Tensor.from(device, data, shape);
+  return data;
 }
 
 /** Writes `text` to bench/results/<name> atomically (creating the folder). */

@@ -3,10 +3,13 @@
 // with g = oc / cout_g. Serves conv forward and conv-transpose's grad input (the transposed
 // weight [Cin, Cout/g, k] is exactly a direct conv's [OC, IC/g, k]).
 // Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
-// Trick: register blocking. Each invocation computes 4 output channels of one output position,
-// so every x value is loaded once for 4 FMAs; a workgroup shares one (n, channel block), so
-// weight reads are uniform across it. The valid kernel-tap range per dim is computed once
-// per invocation, so the inner loops carry no padding checks.
+// Trick: register blocking. Each invocation computes OCB output channels (override: 4, 8 or 16)
+// of one output position, so every x value is loaded once for OCB FMAs; a workgroup shares one
+// (n, channel block), so weight reads are uniform across it (one scalar load broadcast to all
+// lanes on SIMD back ends such as lavapipe, where the per-lane x gather is the expensive load).
+// The valid kernel-tap range per dim is computed once per invocation, so the inner loops carry
+// no padding checks.
+override OCB: u32 = 4u;  // output channels per invocation, a multiple of 4 (at most 16)
 struct Params {
   batch: u32,
   cin: u32,     // channels of x
@@ -14,7 +17,7 @@ struct Params {
   cin_g: u32,   // cin / groups
   cout_g: u32,  // cout / groups
   groups: u32,
-  nblk: u32,    // ceil(cout_g / 4): channel blocks per group
+  nblk: u32,    // ceil(cout_g / OCB): channel blocks per group
   tiles: u32,   // ceil(out positions / 64)
   use_bias: u32,
   isz: vec4<u32>,  // input D, H, W, D*H*W
@@ -50,9 +53,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let blk = plane % p.nblk;
   let g = (plane / p.nblk) % p.groups;
   let n = plane / (p.nblk * p.groups);
-  let ocl = blk * 4u;
+  let ocl = blk * OCB;
   let oc0 = g * p.cout_g + ocl;
-  let nvalid = min(4u, p.cout_g - ocl);
+  let nvalid = min(OCB, p.cout_g - ocl);
 
   let ohw = p.osz.y * p.osz.z;
   let od = pos / ohw;
@@ -70,15 +73,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
   let kvol = p.ksz.w;
   let wstride = p.cin_g * kvol;  // between output channels
-  // Lanes past the group's last channel re-read channel 0 of the block and are not stored.
-  let w0 = oc0 * wstride;
-  let w1 = select(w0, w0 + wstride, nvalid > 1u);
-  let w2 = select(w0, w0 + 2u * wstride, nvalid > 2u);
-  let w3 = select(w0, w0 + 3u * wstride, nvalid > 3u);
+  // Channels past the group's last one re-read the block's first channel and are not stored.
+  var wo: array<u32, 16>;
+  for (var j = 0u; j < OCB; j++) { wo[j] = select(oc0, oc0 + j, j < nvalid) * wstride; }
   let ihw = p.isz.y * p.isz.z;
   let xn = (n * p.cin + g * p.cin_g) * p.isz.w;
 
-  var acc = vec4<f32>(0.0);
+  var acc: array<vec4<f32>, 4>;
+  for (var j = 0u; j < OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
   for (var kd = rd.x; kd < rd.y; kd++) {
     let xd = xn + u32(sd + kd * dd) * ihw;
     for (var kh = rh.x; kh < rh.y; kh++) {
@@ -89,20 +91,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var wi = kdh + u32(kw);
         for (var ic = 0u; ic < p.cin_g; ic++) {
           let xv = x[xi];
-          acc += xv * vec4<f32>(w[w0 + wi], w[w1 + wi], w[w2 + wi], w[w3 + wi]);
+          for (var j = 0u; j < OCB / 4u; j++) {
+            acc[j] += xv * vec4<f32>(w[wo[4u * j] + wi], w[wo[4u * j + 1u] + wi], w[wo[4u * j + 2u] + wi], w[wo[4u * j + 3u] + wi]);
+          }
           xi += p.isz.w;
           wi += kvol;
         }
       }
     }
   }
-  if (p.use_bias != 0u) {
-    acc += vec4<f32>(bias[oc0], bias[oc0 + min(1u, nvalid - 1u)], bias[oc0 + min(2u, nvalid - 1u)],
-                     bias[oc0 + min(3u, nvalid - 1u)]);
-  }
   let yi = (n * p.cout + oc0) * p.osz.w + pos;
-  y[yi] = acc.x;
-  if (nvalid > 1u) { y[yi + p.osz.w] = acc.y; }
-  if (nvalid > 2u) { y[yi + 2u * p.osz.w] = acc.z; }
-  if (nvalid > 3u) { y[yi + 3u * p.osz.w] = acc.w; }
+  for (var j = 0u; j < OCB; j++) {
+    if (j < nvalid) {
+      var v = acc[j / 4u][j % 4u];
+      if (p.use_bias != 0u) { v += bias[oc0 + j]; }
+      y[yi + j * p.osz.w] = v;
+    }
+  }
 }

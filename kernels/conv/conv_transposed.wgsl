@@ -7,8 +7,9 @@
 // Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
 // Trick: per dim only taps with (o + pad - k*dil) divisible by stride contribute; they are
 // periodic in k with period kstep = stride / gcd(stride, dil), so each loop starts at the first
-// such tap and steps by kstep instead of testing every tap. 4 output channels per invocation
-// (register blocking) as in conv_direct.wgsl.
+// such tap and steps by kstep instead of testing every tap. OCB output channels per invocation
+// (register blocking, uniform weight loads) as in conv_direct.wgsl.
+override OCB: u32 = 4u;  // output channels per invocation, a multiple of 4 (at most 16)
 struct Params {
   batch: u32,
   cin: u32,     // channels of x
@@ -16,7 +17,7 @@ struct Params {
   cin_g: u32,   // cin / groups
   cout_g: u32,  // cout / groups
   groups: u32,
-  nblk: u32,    // ceil(cout_g / 4)
+  nblk: u32,    // ceil(cout_g / OCB)
   tiles: u32,   // ceil(out positions / 64)
   use_bias: u32,
   isz: vec4<u32>,  // input D, H, W, D*H*W
@@ -54,9 +55,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let blk = plane % p.nblk;
   let g = (plane / p.nblk) % p.groups;
   let n = plane / (p.nblk * p.groups);
-  let ocl = blk * 4u;
+  let ocl = blk * OCB;
   let oc0 = g * p.cout_g + ocl;
-  let nvalid = min(4u, p.cout_g - ocl);
+  let nvalid = min(OCB, p.cout_g - ocl);
 
   let ohw = p.osz.y * p.osz.z;
   let od = pos / ohw;
@@ -76,15 +77,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
   let kvol = p.ksz.w;
   let wstride = p.cout_g * kvol;  // between input channels
-  // Lanes past the group's last channel re-read the block's first channel and are not stored.
-  let w0 = (g * p.cin_g * p.cout_g + ocl) * kvol;
-  let w1 = select(w0, w0 + kvol, nvalid > 1u);
-  let w2 = select(w0, w0 + 2u * kvol, nvalid > 2u);
-  let w3 = select(w0, w0 + 3u * kvol, nvalid > 3u);
+  // Channels past the group's last one re-read the block's first channel and are not stored.
+  var wo: array<u32, 16>;
+  let wbase = g * p.cin_g * p.cout_g;
+  for (var j = 0u; j < OCB; j++) { wo[j] = (wbase + ocl + select(0u, j, j < nvalid)) * kvol; }
   let ihw = p.isz.y * p.isz.z;
   let xn = (n * p.cin + g * p.cin_g) * p.isz.w;
 
-  var acc = vec4<f32>(0.0);
+  var acc: array<vec4<f32>, 4>;
+  for (var j = 0u; j < OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
   for (var kd = kd0; kd < kz.x; kd += st.x) {
     let ad = td - kd * dl.x;
     if (ad < 0) { break; }  // offsets only shrink as k grows
@@ -106,20 +107,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var wi = kdh + u32(kw);
         for (var ic = 0u; ic < p.cin_g; ic++) {
           let xv = x[xi];
-          acc += xv * vec4<f32>(w[w0 + wi], w[w1 + wi], w[w2 + wi], w[w3 + wi]);
+          for (var j = 0u; j < OCB / 4u; j++) {
+            acc[j] += xv * vec4<f32>(w[wo[4u * j] + wi], w[wo[4u * j + 1u] + wi], w[wo[4u * j + 2u] + wi], w[wo[4u * j + 3u] + wi]);
+          }
           xi += p.isz.w;
           wi += wstride;
         }
       }
     }
   }
-  if (p.use_bias != 0u) {
-    acc += vec4<f32>(bias[oc0], bias[oc0 + min(1u, nvalid - 1u)], bias[oc0 + min(2u, nvalid - 1u)],
-                     bias[oc0 + min(3u, nvalid - 1u)]);
-  }
   let yi = (n * p.cout + oc0) * p.osz.w + pos;
-  y[yi] = acc.x;
-  if (nvalid > 1u) { y[yi + p.osz.w] = acc.y; }
-  if (nvalid > 2u) { y[yi + 2u * p.osz.w] = acc.z; }
-  if (nvalid > 3u) { y[yi + 3u * p.osz.w] = acc.w; }
+  for (var j = 0u; j < OCB; j++) {
+    if (j < nvalid) {
+      var v = acc[j / 4u][j % 4u];
+      if (p.use_bias != 0u) { v += bias[oc0 + j]; }
+      y[yi + j * p.osz.w] = v;
+    }
+  }
 }

@@ -255,11 +255,12 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
 
 describe("conv with workgroups split over x and y", () => {
   // At most 3 workgroups per dim: these shapes launch 7-8 workgroups in the forward gather
-  // (both kernels) and in the weight gradient, so each is split over y with a ragged tail.
+  // (both kernels: one channel block of 8, 7-8 tiles of 64 positions) and in the weight gradient
+  // (8 chunks of rows), so each is split over y with a ragged tail.
   const dev = useDevice({ limits: { maxWorkgroupsPerDim: 3 } });
   const base = { bias: true, opts: { padding: 1 } };
   it("conv3d (forward gather split)", () =>
-    checkAgainstReference(dev(), { ...base, name: "split conv3d", fn: conv3d, transposed: false, x: [1, 2, 3, 7, 7], w: [5, 2, 2, 3, 3] }, 500));
+    checkAgainstReference(dev(), { ...base, name: "split conv3d", fn: conv3d, transposed: false, x: [1, 2, 3, 11, 11], w: [5, 2, 2, 3, 3] }, 500));
   it("conv3d (weight gradient split)", () =>
     checkAgainstReference(dev(), { ...base, name: "split conv3d dw", fn: conv3d, transposed: false, x: [1, 2, 3, 4, 5], w: [11, 2, 2, 3, 3] }, 550));
   it("conv_transpose3d (forward gather split)", () =>
@@ -269,7 +270,7 @@ describe("conv with workgroups split over x and y", () => {
         name: "split conv_transpose3d",
         fn: convTranspose3d,
         transposed: true,
-        x: [1, 2, 2, 6, 6],
+        x: [1, 2, 2, 6, 15],
         w: [2, 5, 2, 2, 3],
         bias: true,
         opts: { stride: [1, 2, 1], padding: [0, 1, 1], outputPadding: [0, 1, 0] },

@@ -31,13 +31,16 @@ interface Geometry {
   dil: V3;
 }
 
-/** Output channels per invocation in conv_direct / conv_transposed (register block). */
-const CHANNEL_BLOCK = 4;
+/** Output channels per invocation in conv_direct / conv_transposed (override OCB, register
+ * block): the smallest of 4, 8, 16 covering a group's output channels, so small groups waste
+ * no lanes and wide ones load each input value once per 16 FMAs. */
+const channelBlock = (coutG: number) => (coutG <= 4 ? 4 : coutG <= 8 ? 8 : 16);
 /** Positions per workgroup in the gather kernels. */
 const TILE = 64;
-/** Weight-gradient chunking: aim for this many invocations in all, each reducing at least
- * MIN_REDUCE products, with at most MAX_CHUNKS partial sums per element and PARTIAL_LIMIT
- * partial-sum elements in all. */
+/** Weight-gradient chunking: aim for this many workgroups in all (enough to fill a GPU), with at
+ * most MAX_CHUNKS partial sums per element and PARTIAL_LIMIT partial-sum elements in all. The
+ * bias gradient aims for TARGET_INVOCATIONS invocations, each reducing at least MIN_REDUCE. */
+const GRAD_WEIGHT_WORKGROUPS = 512;
 const TARGET_INVOCATIONS = 1 << 16;
 const MIN_REDUCE = 256;
 const MAX_CHUNKS = 1024;
@@ -88,7 +91,8 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
   const osz = to3(outShape.slice(2), 1);
-  const nblk = Math.ceil(coutG / CHANNEL_BLOCK);
+  const ocb = channelBlock(coutG);
+  const nblk = Math.ceil(coutG / ocb);
   const tiles = Math.ceil(numel(osz) / TILE);
   const uniforms: Record<string, number | number[]> = {
     batch: g.batch,
@@ -110,6 +114,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   if (transposed) uniforms.kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
   device.dispatch({
     kernel: transposed ? "conv/conv_transposed" : "conv/conv_direct",
+    constants: { OCB: ocb },
     bindings: { x, w, bias: bias ?? w, y },
     uniforms,
     workgroups: g.batch * g.groups * nblk * tiles,
@@ -128,25 +133,30 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const asz = spatial3(a);
   const wn = dw.size;
   const rows = g.batch * asz[0] * asz[1];
-  const minRows = Math.max(1, Math.ceil(MIN_REDUCE / Math.max(1, asz[2])));
-  let nchunks = Math.min(
-    Math.ceil(TARGET_INVOCATIONS / Math.max(1, wn)),
-    Math.ceil(rows / minRows),
-    MAX_CHUNKS,
-    Math.floor(PARTIAL_LIMIT / Math.max(1, wn)),
-  );
-  nchunks = Math.max(1, nchunks);
+  const acG = ac / g.groups;
+  const bcG = bc / g.groups;
+  const ocb = channelBlock(acG);
+  const nblk = Math.ceil(acG / ocb);
+  const ctiles = Math.ceil((bcG * numel(g.k)) / TILE);
+  const perChunk = g.groups * nblk * ctiles;
+  const maxWorkgroups = device.limits.maxWorkgroupsPerDim ** 2;
+  let nchunks = Math.min(Math.ceil(GRAD_WEIGHT_WORKGROUPS / perChunk), rows, MAX_CHUNKS, Math.floor(PARTIAL_LIMIT / Math.max(1, wn)));
+  nchunks = Math.max(1, Math.min(nchunks, Math.floor(maxWorkgroups / perChunk)));
   const rowsPerChunk = Math.max(1, Math.ceil(rows / nchunks));
   nchunks = Math.max(1, Math.ceil(rows / rowsPerChunk));
   const part = nchunks === 1 ? dw : Tensor.empty(device, [nchunks * wn], "f32", `${name} partials`);
   device.dispatch({
     kernel: "conv/conv_grad_weight",
+    constants: { OCB: ocb },
     bindings: { a, b, part },
     uniforms: {
       ac,
       bc,
-      ac_g: ac / g.groups,
-      bc_g: bc / g.groups,
+      ac_g: acG,
+      bc_g: bcG,
+      groups: g.groups,
+      nblk,
+      ctiles,
       wn,
       nchunks,
       rows_per_chunk: rowsPerChunk,
@@ -158,7 +168,7 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
       pad: g.pad,
       dil: g.dil,
     },
-    workgroups: groups1d(wn * nchunks),
+    workgroups: nchunks * perChunk,
     label: label(name, a, b),
   });
   if (part !== dw) {
