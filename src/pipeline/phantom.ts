@@ -92,10 +92,19 @@ interface Lobe {
   radius: number;
 }
 
+/** Where a tumour may lie (and is clipped to): the lungs, or (small fields of view) the body but bone. */
+type Region = "lung" | "body";
+
+function inRegion(region: Region, l: number): boolean {
+  if (region === "lung") return l === L.Lung || l === L.Vessel || l === L.Tumour;
+  return l !== L.Air && l !== L.Cancellous && l !== L.Cortical;
+}
+
 interface TumourShape {
   centre: Vec3;
   lobes: Lobe[]; // lobes[0] is the main sphere at offset 0
   extent: number;
+  region: Region;
 }
 
 interface Grid {
@@ -343,25 +352,35 @@ const SITES: PhantomTumour["site"][] = ["lung", "chest wall", "mediastinum"];
  * voxel in the lung whose depth (distance to non-lung tissue) suits the site: deep enough to be
  * fully inside for "lung", less than the main radius (so it touches) on the lateral side for
  * "chest wall" and the medial side for "mediastinum". Tumours that do not fit shrink by 15% per
- * try. The tumour is clipped to the lung region when rasterised.
+ * try. The tumour is clipped to the lung region when rasterised. A field of view too small to
+ * show the lungs (or to hold the tumour in them) gets it in the mediastinum instead: anywhere in
+ * the body but bone, clipped to that region (it then displaces whatever tissue is there).
  */
 function placeTumours(r: () => number, g: Grid, labels: Uint8Array, count: number, an: Anatomy): { shapes: TumourShape[]; sites: PhantomTumour["site"][] } {
   const [D, H, W] = g.shape;
   const n = D * H * W;
-  const nonLung = new Uint8Array(n);
-  for (let i = 0; i < n; i++) nonLung[i] = labels[i] === L.Lung || labels[i] === L.Vessel ? 0 : 1;
-  const depth = distanceTransform({ data: nonLung, shape: g.shape }, g.spacing);
+  const depthIn = (region: Region) => {
+    const outside = new Uint8Array(n);
+    for (let i = 0; i < n; i++) outside[i] = inRegion(region, labels[i]!) ? 0 : 1;
+    return distanceTransform({ data: outside, shape: g.shape }, g.spacing);
+  };
+  const depths: Partial<Record<Region, Float64Array>> = { lung: depthIn("lung") };
   const shapes: TumourShape[] = [];
   const sites: PhantomTumour["site"][] = [];
   const lungCx = LUNG.cx * an.scale;
   // a centre voxel next to the lung outline (depth one voxel) touches it however small the tumour
   const maxSpacing = Math.max(...g.spacing) * 1.001;
   for (let t = 0; t < count; t++) {
-    const site = SITES[Math.floor(r() * 3)]!;
+    const drawn = SITES[Math.floor(r() * 3)]!;
     const volumeMm3 = 60 * Math.exp(r() * Math.log(650 / 0.06));
     const shape0 = tumourShape(r, Math.cbrt((3 * volumeMm3) / (4 * Math.PI)) / 1.1);
     let placed = false;
-    for (let attempt = 0, f = 1; attempt < 40 && !placed; attempt++, f *= 0.85) {
+    for (let attempt = 0, f = 1; attempt < 80 && !placed; attempt++, f *= 0.85) {
+      // the lung first (40 tries), then the fallback region
+      const region: Region = attempt < 40 ? "lung" : "body";
+      const site = region === "lung" ? drawn : "mediastinum";
+      const depth = (depths[region] ??= depthIn(region));
+      if (attempt === 40) f = 1;
       const s = scaleShape(shape0, f);
       const R = s.lobes[0]!.radius;
       const candidates: number[] = [];
@@ -382,9 +401,10 @@ function placeTumours(r: () => number, g: Grid, labels: Uint8Array, count: numbe
             const x = centreMm(g, 2, i);
             const lateral = Math.abs(x) > lungCx;
             const medial = Math.abs(x) < lungCx - 0.3 * LUNG.ax * an.scale;
-            const ok = site === "lung" ? dep >= s.extent + 1 : dep >= Math.min(0.45 * R, maxSpacing) && dep <= Math.max(0.85 * R, maxSpacing) && (site === "chest wall" ? lateral : medial);
+            const ok = site === "lung" || region === "body" ? dep >= s.extent + 1 : dep >= Math.min(0.45 * R, maxSpacing) && dep <= Math.max(0.85 * R, maxSpacing) && (site === "chest wall" ? lateral : medial);
             if (!ok) continue;
-            if (shapes.some((o) => Math.hypot(o.centre[0] - z, o.centre[1] - y, o.centre[2] - x) < o.extent + s.extent + 6)) continue;
+            // 6 mm apart in the lungs; just apart in a small field of view
+            if (shapes.some((o) => Math.hypot(o.centre[0] - z, o.centre[1] - y, o.centre[2] - x) < o.extent + s.extent + (region === "lung" ? 6 : 0.01))) continue;
             candidates.push(idx);
           }
         }
@@ -392,13 +412,13 @@ function placeTumours(r: () => number, g: Grid, labels: Uint8Array, count: numbe
       if (candidates.length === 0) continue;
       const idx = candidates[Math.floor(r() * candidates.length)]!;
       const k = Math.floor(idx / (H * W)), j = Math.floor(idx / W) % H, i = idx % W;
-      shapes.push({ centre: [centreMm(g, 0, k), centreMm(g, 1, j), centreMm(g, 2, i)], lobes: s.lobes, extent: s.extent });
+      shapes.push({ centre: [centreMm(g, 0, k), centreMm(g, 1, j), centreMm(g, 2, i)], lobes: s.lobes, extent: s.extent, region });
       sites.push(site);
       placed = true;
     }
     if (!placed)
       throw new PulmoError(
-        `makePhantom: no room for tumour ${t + 1} of ${count} (${site}) in the lungs of a ${g.shape.join("×")} grid at ${g.spacing.join("×")} mm ` +
+        `makePhantom: no room for tumour ${t + 1} of ${count} in the body of a ${g.shape.join("×")} grid at ${g.spacing.join("×")} mm ` +
           `(field of view ${g.shape.map((s, a) => (s * g.spacing[a]!).toFixed(0)).join("×")} mm); use a larger field of view or fewer tumours`,
       );
   }
@@ -492,11 +512,10 @@ export function makePhantom(options: PhantomOptions = {}): Phantom {
   const rt = stream(seed, 2);
   const count = tumours ?? 1 + Math.floor(rt() * 3);
   const { shapes, sites } = placeTumours(rt, g, labels, count, an);
-  const lungRegion = (l: number): boolean => l === L.Lung || l === L.Vessel || l === L.Tumour;
   const tumourId = new Uint8Array(n); // 1-based
   shapes.forEach((s, t) =>
     forEachTumourVoxel(g, s, [0, 0, 0], (idx) => {
-      if (lungRegion(labels[idx]!)) {
+      if (inRegion(s.region, labels[idx]!)) {
         labels[idx] = L.Tumour;
         tumourId[idx] = t + 1;
       }
@@ -535,7 +554,7 @@ export function makePhantom(options: PhantomOptions = {}): Phantom {
     shapes.forEach((s, t) => {
       const m = motion[t]!;
       forEachTumourVoxel(g, s, [m[0] * w, m[1] * w, m[2] * w], (idx) => {
-        if (lungRegion(labels[idx]!)) masks.igtv[idx] = 1;
+        if (inRegion(s.region, labels[idx]!)) masks.igtv[idx] = 1;
       });
     });
   }

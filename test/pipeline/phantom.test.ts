@@ -189,6 +189,25 @@ describe("makePhantom", () => {
     expect(() => makePhantom({ seed: 1.5 })).toThrow(/seed must be an integer/);
     expect(() => makePhantom({ tumours: 4 })).toThrow(/tumours must be 1, 2 or 3/);
     expect(() => makePhantom({ breathingPhases: 0 })).toThrow(/breathingPhases/);
-    expect(() => makePhantom({ shape: [4, 8, 8], spacing: [1, 1, 1] })).toThrow(/no room for tumour/);
+  });
+
+  it("puts the tumour in the mediastinum when the field of view is too small to show the lungs", () => {
+    for (const [shape, spacing] of [[[8, 16, 16], [3, 2.4, 2.4]], [[4, 8, 8], [1, 1, 1]]] as const) {
+      const p = makePhantom({ shape: [...shape], spacing: [...spacing], tumours: 2 });
+      expect(p.tumours.length).toBe(2);
+      if (shape[0] === 4) {
+        expect(count(p.masks.lungs)).toBe(0);
+        expect(p.tumours.map((t) => t.site)).toEqual(["mediastinum", "mediastinum"]);
+      }
+      for (let i = 0; i < p.ct.length; i++) {
+        if (p.masks.gtv[i]) {
+          expect(p.masks.body[i]! & (1 - p.masks.bone[i]!)).toBe(1);
+          expect(p.masks.ctv[i]).toBe(1);
+          expect(p.masks.igtv[i]).toBe(1);
+        }
+        if (p.masks.ctv[i]) expect(p.masks.heart[i]! | p.masks.oesophagus[i]! | p.masks.bone[i]!).toBe(0);
+      }
+      expect(p.tumours.every((t) => t.volumeCc > 0)).toBe(true);
+    }
   });
 });
