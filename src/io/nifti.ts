@@ -133,9 +133,9 @@ export function readNifti(input: Uint8Array): NiftiVolume {
     float64: (o: number) => view.getFloat64(o, le),
   }[dt.name];
   for (let i = 0; i < n; i++) {
-    const v = read(voxOffset + i * dt.bytes) * slope + (Number.isFinite(inter) ? inter : 0);
-    if (Number.isNaN(v)) fail(`voxel ${i} is NaN`);
-    data[i] = v;
+    data[i] = read(voxOffset + i * dt.bytes) * slope + (Number.isFinite(inter) ? inter : 0);
+    // ±Infinity too (stored, or a float64/scaled value beyond float32): no image holds one
+    if (!Number.isFinite(data[i]!)) fail(`voxel ${i} is ${data[i]}${Number.isNaN(data[i]!) ? "" : " (non-finite after scaling to float32)"}`);
   }
   const pix = [f32(80), f32(84), f32(88)].map((v) => (v > 0 ? v : 1)) as [number, number, number];
   const header = headerLittleEndian(bytes.subarray(0, 348), le);

@@ -3,7 +3,7 @@
 // checkpoint tensors (model and optimizer state). NaN/Inf gradients during training are fit()'s
 // GPU guard (test/graph/fit.test.ts).
 import { describe, expect, it } from "vitest";
-import { Adam, PulmoError, buildModel, checkpointBytes, loadCheckpoint, nn, readSafetensors, segment, slidingWindow, writeSafetensors } from "../../src/node.ts";
+import { Adam, PulmoError, buildModel, checkpointBytes, loadCheckpoint, nn, readNifti, readSafetensors, segment, slidingWindow, writeNifti, writeSafetensors } from "../../src/node.ts";
 import { useDevice } from "../helpers.ts";
 import { TINY_UNET3D } from "./soak.ts";
 
@@ -30,6 +30,15 @@ describe("non-finite inputs and weights", () => {
     input[77] = -Infinity;
     await expect(slidingWindow(model, input, 1, [8, 8, 8], { patch: [8, 8, 8] })).rejects.toThrow("slidingWindow: input: non-finite value -Infinity at index 77");
     model.dispose();
+  });
+
+  it("NIfTI: an infinite voxel, stored or from float64 beyond float32, is refused with its index", () => {
+    const file = writeNifti({ data: new Float32Array(8).fill(3), shape: [2, 2, 2], spacing: [1, 1, 1] }, { datatype: "float64" });
+    const dv = new DataView(file.buffer);
+    dv.setFloat64(352 + 8 * 5, 1e300, true);
+    expect(() => readNifti(file)).toThrow("nifti: voxel 5 is Infinity (non-finite after scaling to float32)");
+    dv.setFloat64(352 + 8 * 2, -Infinity, true);
+    expect(() => readNifti(file)).toThrow("nifti: voxel 2 is -Infinity");
   });
 
   it("weights: loadStateDict and loadSafetensors name the tensor and index", async () => {
