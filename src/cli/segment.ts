@@ -22,6 +22,8 @@ import { progressBar, type ProgressBar } from "./progress.ts";
 
 /** The CLI's overrides of a preset, each only when given. */
 export interface SegmentOverrides {
+  /** window-minmax normalisation with this HU window instead of the preset's / bundle's */
+  huWindow?: [number, number];
   patch?: [number, number, number];
   overlap?: number;
   batch?: number;
@@ -56,7 +58,16 @@ export function applyOverrides(o: SegmentOptions, v: SegmentOverrides): SegmentO
   if (v.keepLargest !== undefined) post.keepLargest = v.keepLargest;
   if (v.minVolumeMm3 !== undefined) post.minVolumeMm3 = v.minVolumeMm3;
   if (v.fillHoles !== undefined) post.fillHoles = v.fillHoles;
-  return { ...o, window, postprocess: post };
+  const pre = v.huWindow ? { ...o.preprocess, normalization: { kind: "window-minmax" as const, window: v.huWindow } } : o.preprocess;
+  return { ...o, preprocess: pre, window, postprocess: post };
+}
+
+/** `--hu-window LO,HI` → [lo, hi] with lo < hi. */
+export function parseHuWindow(raw: string | undefined, cmd: string): [number, number] | undefined {
+  if (raw === undefined) return undefined;
+  const v = raw.split(",").map((x) => (x.trim() === "" ? NaN : Number(x)));
+  if (v.length !== 2 || !v.every(Number.isFinite) || !(v[1]! > v[0]!)) throw new UsageError(`${cmd}: --hu-window takes LO,HI in HU with LO < HI, got ${JSON.stringify(raw)}`);
+  return [v[0]!, v[1]!];
 }
 
 /** A plain state dict: the model's preset (src/pipeline/presets.ts) with the overrides. */
@@ -240,6 +251,8 @@ function parsePopulation(raw: string | undefined): { mean: number; sd: number } 
 export function overridesFrom(a: ParsedArgs): SegmentOverrides {
   if (a.bool("gaussian") && a.bool("constant")) throw new UsageError("segment: --gaussian and --constant exclude each other");
   const o: SegmentOverrides = {};
+  const hu = parseHuWindow(a.str("hu-window"), "segment");
+  if (hu) o.huWindow = hu;
   const patch = parsePatch(a.str("patch"));
   if (patch) o.patch = patch;
   if (a.has("overlap")) o.overlap = a.num("overlap");
@@ -276,6 +289,7 @@ export const segmentCommand: Command = {
     force: { type: "boolean", help: "redo cases whose output already exists" },
     "case-file": { type: "string", value: "NAME", help: "the CT file inside each case folder (default: its only NIfTI)" },
     igtv: { type: "string", value: "FILE", help: "iGTV mask, second input of ctv_unet (in a folder run: a file name inside each case folder)" },
+    "hu-window": { type: "string", value: "LO,HI", help: "normalise by clipping to this HU window and min-max (instead of the model's)" },
     patch: { type: "string", value: "D,H,W", help: "sliding-window size" },
     overlap: { type: "number", min: 0, below: 1, help: "window overlap in [0, 1)" },
     batch: { type: "int", min: 1, help: "windows per forward" },

@@ -19,6 +19,7 @@ import { writeModelBundle, type ModelBundleSpec } from "../pipeline/bundle.ts";
 import { UsageError, type Command } from "./args.ts";
 import { listCases, readVolume, writeOutput } from "./files.ts";
 import { checkModelName, loadStateDictModel, parseConfig } from "./model_source.ts";
+import { parseHuWindow } from "./segment.ts";
 
 export interface TrainCase {
   name: string;
@@ -88,6 +89,7 @@ export const trainCommand: Command = {
     "image-file": { type: "string", value: "NAME", help: "with --cases: the CT file in each case folder" },
     "label-file": { type: "string", value: "NAME", help: "with --cases: the label file in each case folder" },
     patch: { type: "string", value: "D,H,W", help: "crop size (1,H,W for 2D models)" },
+    "hu-window": { type: "string", value: "LO,HI", help: "normalise by clipping to this HU window and min-max instead of the preset's (stored in the bundle)" },
     out: { type: "string", value: "DIR", alias: "-o", help: "checkpoints and the final bundle" },
     epochs: { type: "int", min: 1, default: 50, help: "total epochs (a resumed run continues up to this)" },
     lr: { type: "number", min: 0, default: 1e-3, help: "Adam learning rate" },
@@ -129,7 +131,11 @@ export const trainCommand: Command = {
     const valCases = order.slice(cases.length - nVal).map((i) => cases[i]!);
     const trainSet = order.slice(0, cases.length - nVal).map((i) => cases[i]!);
 
-    const pre = (shape: [number, number, number]) => presetOptions(preset, { shape, config, population, inputs: {} }).preprocess;
+    const huWindow = parseHuWindow(a.str("hu-window"), "train");
+    const pre = (shape: [number, number, number]) => {
+      const p = presetOptions(preset, { shape, config, population, inputs: {} }).preprocess;
+      return huWindow ? { ...p, normalization: { kind: "window-minmax" as const, window: huWindow } } : p;
+    };
     if (preset.inputs.length > 1) throw new PulmoError(`train: ${model} takes ${preset.inputs.join(" + ")} inputs; training it from the CLI is not supported yet`);
     console.error(`loading ${cases.length} cases (${trainSet.length} training, ${valCases.length} validation)`);
     const load = (c: TrainCase) => loadTrainingVolume(c, pre);
@@ -179,7 +185,7 @@ export const trainCommand: Command = {
         const seconds = (performance.now() - t0) / 1000;
         const dices = history.map((h) => h.valDice ?? NaN).filter(Number.isFinite);
         const bestDice = dices.length ? Math.max(...dices) : NaN;
-        if (preset.inPlane || preset.normalization === "population" && !population) {
+        if (preset.inPlane || (preset.normalization === "population" && !population && !huWindow)) {
           console.error(`note: no bundle written: the ${model} preset's ${preset.inPlane ? "in-plane resize" : "population statistics"} cannot be stored in one; segment with --model ${model} --weights ${bestPath}`);
         } else {
           const spec: ModelBundleSpec = {

@@ -15,12 +15,14 @@ describe("segment options", () => {
     expect(o.postprocess!.dilateDiameter).toBe(7); // the DenseUNet's dilation stays
     expect(o.preprocess).toEqual(base.preprocess);
     expect(applyOverrides(base, parse("--constant")).window.gaussian).toBe(false);
+    expect(applyOverrides(base, parse("--hu-window", "-1000,500")).preprocess).toEqual({ ...base.preprocess, normalization: { kind: "window-minmax", window: [-1000, 500] } });
     expect(base.window.patch).toEqual([8, 256, 256]); // not modified in place
   });
 
   it("mistakes are usage errors naming the flag", () => {
     expect(() => parse("--gaussian", "--constant")).toThrow(/--gaussian and --constant exclude each other/);
     expect(() => parse("--patch", "4,0,4")).toThrow(/--patch takes D,H,W/);
+    expect(() => parse("--hu-window", "500,-1000")).toThrow(/--hu-window takes LO,HI in HU with LO < HI/);
     expect(() => parse("--threshold", "1.5")).toThrow(/--threshold must be in \[0, 1\]/);
     expect(() => parse("--min-volume-mm3", "-2")).toThrow(/--min-volume-mm3 must be in \[0, ∞\]/);
   });
