@@ -11,5 +11,7 @@ export * from "./pipeline/presets.ts";
 export * from "./pipeline/training_data.ts";
 export * from "./pipeline/phantom.ts";
 export * from "./pipeline/bundle.ts";
+export * from "./pipeline/overlay.ts";
+export { encodePng, crc32, type RgbImage } from "./io/png.ts";
 export * from "./pipeline/load_model.ts";
 export { readBytes, type ByteSource } from "./io/source.ts";
