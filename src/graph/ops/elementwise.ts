@@ -1,8 +1,9 @@
 // Element-wise binary ops with NumPy/PyTorch broadcasting (kernels/elementwise/binary.wgsl),
 // the gradient "sum to shape" reduction they share with matmul, and tensor-scalar ops
 // (kernels/elementwise/scalar.wgsl).
-import { PulmoError, Tensor, shapeStr } from "../../runtime/index.ts";
+import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
+import { overBindingLimit, splitBroadcast } from "./split.ts";
 import { coalesceDims, expectFloat, expectSameDevice, groups1d, label, type StridedDim } from "../launch.ts";
 
 /** Binary ops of kernels/elementwise/binary.wgsl: name → OP code. */
@@ -164,6 +165,8 @@ function validateBinary(op: string, a: Tensor, b: Tensor): number[] {
 
 function binary(op: Exclude<BinaryOp, "broadcast_to">, a: Tensor, b: Tensor): Tensor {
   const out = validateBinary(op, a, b);
+  // over one storage binding: slabs along the leading output dim (split.ts)
+  if (overBindingLimit(a.device, a.bytes, b.bytes, numel(out) * 4)) return splitBroadcast(op, a, b, out, ([ap, bp]) => binary(op, ap!, bp!));
   const y = launchBinary(op, a, b, out);
   const needA = a.requiresGrad;
   const needB = b.requiresGrad;

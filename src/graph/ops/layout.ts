@@ -2,7 +2,7 @@
 // concat, stack) and kernels/layout/pad.wgsl (pad, slice, and both their backwards).
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { concatByCopies, overBindingLimit, sliceByCopies } from "./split.ts";
+import { concatByCopies, overBindingLimit, sliceByCopies, splitPermute } from "./split.ts";
 import { coalesceDims, contiguousStrides, expectFloat, expectSameDevice, groups1d, label, normAxis } from "../launch.ts";
 
 /** reshape as an autograd op: a view forward, the gradient reshaped back. */
@@ -121,6 +121,8 @@ export function permute(x: Tensor, dims: number[]): Tensor {
   const norm = dims.map((d) => axisOf("permute", "dims", d, x.rank, x.shape));
   if (new Set(norm).size !== norm.length)
     throw new PulmoError(`permute: 'dims' [${dims}] is not a permutation of the dims of ${shapeStr(x.shape)}`);
+  // over one storage binding: slabs along the longest dim (split.ts)
+  if (overBindingLimit(x.device, x.bytes)) return splitPermute("permute", x, norm, ([xs]) => permute(xs!, norm));
   const y = permuteRaw(x, norm);
   const inverse = new Array<number>(norm.length);
   norm.forEach((d, i) => (inverse[d] = i));

@@ -454,3 +454,67 @@ export function splitDeformAttn(op: string, value: Tensor, loc: Tensor, attn: Te
   };
   return splitOp(op, [value, loc, attn], [N, Lq, nH * Dh], plan, run);
 }
+
+/** x[..., a0:a1, ...] along `axis` as a region of a contiguous tensor of `shape`. */
+function axisRegion(shape: readonly number[], axis: number, a0: number, a1: number): Region {
+  const outer = numel(shape.slice(0, axis));
+  const inner = numel(shape.slice(axis + 1));
+  const [n, r] = [shape[axis]!, a1 - a0];
+  const runs: [number, number, number][] = [];
+  for (let o = 0; o < outer; o++) runs.push([(o * n + a0) * inner, o * r * inner, r * inner]);
+  const s = [...shape];
+  s[axis] = r;
+  return { shape: s, runs };
+}
+
+/** A permutation (y.shape[i] = x.shape[dims[i]]) over the limit, in slabs along x's longest dim
+ * (the same slab of y's matching dim): `run(xs)` is the ordinary permute of a slab. */
+export function splitPermute(op: string, x: Tensor, dims: readonly number[], run: (parts: (Tensor | null)[]) => Tensor): Tensor {
+  const limit = x.device.limits.maxBindingBytes;
+  const ax = x.shape.indexOf(Math.max(...x.shape));
+  const yShape = dims.map((d) => x.shape[d]!);
+  const yAx = dims.indexOf(ax);
+  const perIndex = (x.size / x.shape[ax]!) * 4;
+  if (perIndex > limit) throw unsplittable(op, "x", x, limit, `one slab along its longest dim (${perIndex} bytes) does not fit`);
+  const step = Math.floor(limit / perIndex);
+  const starts: number[] = [];
+  for (let a = 0; a < x.shape[ax]!; a += step) starts.push(a);
+  const end = (p: number) => Math.min(x.shape[ax]!, starts[p]! + step);
+  const plan: SplitPlan = {
+    count: starts.length,
+    input: (_, p) => axisRegion(x.shape, ax, starts[p]!, end(p)),
+    output: (p) => axisRegion(yShape, yAx, starts[p]!, end(p)),
+    tiles: () => true,
+  };
+  return splitOp(op, [x], yShape, plan, run);
+}
+
+/** A broadcasting binary op whose output [..., n0, ...] is over the limit, in slabs along the
+ * first output dim longer than 1 (all dims before it are 1): operands that vary along that dim are
+ * sliced with it, operands broadcast over it are passed whole. `run([ap, bp])` is the ordinary op. */
+export function splitBroadcast(op: string, a: Tensor, b: Tensor, out: readonly number[], run: (parts: (Tensor | null)[]) => Tensor): Tensor {
+  const limit = a.device.limits.maxBindingBytes;
+  const ax = out.findIndex((d) => d > 1);
+  const operands = [a, b];
+  // the operand's own axis matching output axis ax, or -1 when it broadcasts over it
+  const own = operands.map((t) => {
+    const i = ax - (out.length - t.rank);
+    return i >= 0 && t.shape[i] === out[ax] ? i : -1;
+  });
+  const perIndex = (numel(out) / out[ax]!) * 4;
+  if (perIndex > limit) throw unsplittable(op, "output", out, limit, `one slab along dim ${ax} (${perIndex} bytes) does not fit`);
+  operands.forEach((t, i) => {
+    if (own[i]! < 0 && t.bytes > limit) throw unsplittable(op, i === 0 ? "a" : "b", t, limit, `is broadcast along dim ${ax} and read whole by every slab`);
+  });
+  const step = Math.floor(limit / perIndex);
+  const starts: number[] = [];
+  for (let s = 0; s < out[ax]!; s += step) starts.push(s);
+  const end = (p: number) => Math.min(out[ax]!, starts[p]! + step);
+  const plan: SplitPlan = {
+    count: starts.length,
+    input: (i, p) => (own[i]! < 0 ? null : axisRegion(operands[i]!.shape, own[i]!, starts[p]!, end(p))),
+    output: (p) => axisRegion(out, ax, starts[p]!, end(p)),
+    tiles: (i) => own[i]! >= 0,
+  };
+  return splitOp(op, [a, b], out, plan, run);
+}
