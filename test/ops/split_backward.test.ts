@@ -13,6 +13,7 @@ import {
   instanceNorm,
   mul,
   permute,
+  reshape,
   sub,
   transpose,
   layerNorm,
@@ -227,5 +228,35 @@ describe("ops that cannot split over the storage binding limit", () => {
       // training batch norm: one channel over every sample
       expect(() => batchNorm(z([3, 2, 8, 8, 8]), null, null, { training: true })).toThrow(/^batch_norm: one channel of 'x' \[3, 2, 8, 8, 8\]/);
     });
+  });
+});
+
+describe("memory of split backward passes", () => {
+  const small = useDevice({ limits: { maxBindingBytes: LIMIT } });
+
+  it("the pool does not grow over repeated split forward + backward steps", async () => {
+    const d = small();
+    const x = seeded(d, [2, 4, 8, 8, 8], 61); // 16 KiB: every op below splits
+    const w = seeded(d, [4], 62, 0.5, 1.5);
+    x.requiresGrad = true;
+    w.requiresGrad = true;
+    const stepOnce = async () => {
+      tidy(d, () => {
+        const y = upsample(maxPool3d(instanceNorm(x, w, null), { kernel: 2 }), { scale: 2, mode: "trilinear" });
+        const z = transpose(reshape(batchNorm(y, w, null, { training: true }), [2, 4, 512]), 1, 2);
+        backward(z, [seeded(d, [...z.shape], 63)]);
+      });
+      for (const t of [x, w]) {
+        t.grad?.dispose();
+        t.grad = null;
+      }
+      await d.flush();
+    };
+    await stepOnce();
+    const [allocated, inUse] = [d.pool.allocatedBytes, d.pool.inUseBytes];
+    for (let i = 0; i < 3; i++) await stepOnce();
+    expect(d.pool.allocatedBytes).toBe(allocated);
+    expect(d.pool.inUseBytes).toBe(inUse);
+    [x, w].forEach((t) => t.dispose());
   });
 });
