@@ -1,13 +1,17 @@
 // Node file output: write to a temporary name beside the target, fsync, then rename (and fsync the
 // folder, so the rename itself survives a power cut), so a crash never leaves a half-written file
-// under the final name. Temporaries are `.NAME.PID.STAMP.tmp`; those left by a killed process are
-// removed by the next write to the same name.
+// under the final name. Temporaries are `.NAME.HOST.PID.STAMP.tmp`; those left by a process of this
+// host that no longer runs are removed by the next write to the same name (a shared folder's other
+// hosts' temporaries are left alone: their process ids mean nothing here).
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 
-/** `.NAME.PID.STAMP.tmp`: the temporary a writer with process id PID uses for NAME. */
+const HOST = hostname().replace(/[^A-Za-z0-9-]/g, "-") || "host";
+
+/** `.NAME.HOST.PID.STAMP.tmp`: the temporary a writer with process id PID on this host uses for NAME. */
 export function tempName(path: string, pid = process.pid): string {
-  return join(dirname(path), `.${basename(path)}.${pid}.${Date.now().toString(36)}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${HOST}.${pid}.${Date.now().toString(36)}.tmp`);
 }
 
 function alive(pid: number): boolean {
@@ -19,9 +23,9 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes temporaries of `path` left by processes that no longer run; returns their names. */
+/** Removes temporaries of `path` left by processes of this host that no longer run; returns their names. */
 export function removeStaleTemps(path: string): string[] {
-  const prefix = `.${basename(path)}.`;
+  const prefix = `.${basename(path)}.${HOST}.`;
   const removed: string[] = [];
   let names: string[];
   try {

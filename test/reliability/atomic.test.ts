@@ -81,7 +81,7 @@ describe("atomic outputs under SIGKILL", () => {
       checkFinals(last);
       const temps = leftovers();
       for (const t of temps) {
-        expect(t).toMatch(/^\.(mask\.nii\.gz|model\.safetensors|rtstruct\.dcm)\.\d+\.[0-9a-z]+\.tmp$/);
+        expect(t).toMatch(/^\.(mask\.nii\.gz|model\.safetensors|rtstruct\.dcm)\.[A-Za-z0-9-]+\.\d+\.[0-9a-z]+\.tmp$/);
         seenTemps.add(t);
       }
       if (temps.length) sawTemp = true;
