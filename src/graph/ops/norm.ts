@@ -1,7 +1,8 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
-import { isGradEnabled, needsGrad, record } from "../tape.ts";
+import { isGradEnabled, needsGrad, noGrad, record } from "../tape.ts";
 import { expectFloat, expectSameDevice, expectShape, groups1d, label } from "../launch.ts";
-import { sumMiddle } from "./reduce.ts";
+import { mean, sumMiddle } from "./reduce.ts";
+import { add, addScalar, mul, mulScalar, powScalar, sub } from "./elementwise.ts";
 import { overBindingLimit, splitChannels, splitRows } from "./split.ts";
 import { reshape as reshapeOp } from "./layout.ts";
 
@@ -305,6 +306,8 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   checkNonEmpty(op, x);
   const L: Layout = { groups: c, count: n * s, gstride: s, seglen: s, segstride: c * s, sdiv: s, smod: c, adiv: s, amod: c };
 
+  if (opts.training && overBindingLimit(x.device, x.bytes) && n * s * 4 > x.device.limits.maxBindingBytes)
+    return batchNormAcrossSlabs(x, weight, bias, eps, momentum, rm, rv);
   if (opts.training && overBindingLimit(x.device, x.bytes)) {
     // per channel range over every sample: each piece holds its channels' whole N·D·H·W, so its
     // batch statistics (and running-statistics update, copied back) are the full ones; the
@@ -371,6 +374,41 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   });
   mean.dispose();
   var_.dispose();
+  return y;
+}
+
+/** Training batch norm when even one channel over every sample exceeds a binding: composed from
+ * ops that split themselves (reductions in partial sums over slabs, broadcasting arithmetic in
+ * slabs), so the statistics span N·D·H·W across the slabs and autograd derives the backward.
+ * Running statistics are updated in place as PyTorch does (unbiased batch variance). */
+function batchNormAcrossSlabs(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, momentum: number, rm: Tensor | null, rv: Tensor | null): Tensor {
+  const c = x.shape[1]!;
+  const count = x.size / c;
+  if (count < 2) throw new PulmoError(`batch_norm: expected more than 1 value per channel when training, got 'x' ${shapeStr(x.shape)}`);
+  const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
+  const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
+  const temps: Tensor[] = [];
+  const t = (v: Tensor) => (temps.push(v), v);
+  const mu = t(mean(x, axes, true));
+  const xc = t(sub(x, mu));
+  const var_ = t(mean(t(mul(xc, xc)), axes, true));
+  let y = mul(xc, t(powScalar(t(addScalar(var_, eps)), -0.5)));
+  if (weight) y = mul(t(y), t(reshapeOp(weight, bshape)));
+  if (bias) y = add(t(y), t(reshapeOp(bias, bshape)));
+  if (rm && rv)
+    noGrad(() => {
+      // running = (1 - m) * running + m * batch, copied into the running tensors
+      const update = (run: Tensor, batch: Tensor, scale: number) => {
+        const b = batch.reshape([c]);
+        const [r1, b1] = [mulScalar(run, 1 - momentum), mulScalar(b, momentum * scale)];
+        const v = add(r1, b1);
+        x.device.copy(v.buffer, v.byteOffset, run.buffer, run.byteOffset, c * 4);
+        [b, r1, b1, v].forEach((u) => u.dispose());
+      };
+      update(rm, mu, 1);
+      update(rv, var_, count / (count - 1));
+    });
+  temps.forEach((u) => u.dispose());
   return y;
 }
 

@@ -2,6 +2,8 @@ import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
 import { reshape } from "./layout.ts";
+import { mulScalar } from "./elementwise.ts";
+import { overBindingLimit, splitReduce } from "./split.ts";
 
 // Reductions as autograd ops: sum, mean, max (with argmax). Every reduction is planned on x viewed
 // as [outer, r, inner] (r = the product of a contiguous run of reduced axes), so no permute is
@@ -135,6 +137,19 @@ function reduceRun(op: "sum" | "mean", x: Tensor, a0: number, a1: number): Tenso
   const inner = numel(x.shape.slice(a1));
   const scale = op === "mean" ? 1 / r : 1;
   const kept = x.shape.map((d, i) => (i >= a0 && i < a1 ? 1 : d));
+  if (overBindingLimit(x.device, x.bytes)) {
+    // over one storage binding: runs of outer rows, or partial sums over runs of r (split.ts)
+    const y3 = splitReduce(op, x, outer, r, inner, (xs) => {
+      const part = reduceRun("sum", xs, 1, 2);
+      if (op === "sum") return part;
+      const scaled = mulScalar(part, scale);
+      part.dispose();
+      return scaled;
+    });
+    const y = reshape(y3, kept);
+    y3.dispose();
+    return y;
+  }
   const y = sumMiddle(x, outer, r, inner, scale, kept);
   const xShape = x.shape;
   return record(op, y, [x], [], (dy) => [spreadBack(dy, null, outer, r, inner, scale, xShape)]);

@@ -56,6 +56,9 @@ export interface SplitPlan {
   output(piece: number): Region;
   /** input i's regions tile it exactly (disjoint, covering): gradients are copied, not added */
   tiles(i: number): boolean;
+  /** the pieces' outputs are partial sums of the same region, added up (a reduction split
+   * along its reduced axis) */
+  outputAdds?: boolean;
 }
 
 const covered = (r: Region) => r.runs.reduce((s, [, , n]) => s + n, 0) === numel(r.shape);
@@ -85,7 +88,7 @@ function scatterAdd(piece: Tensor, big: Tensor, r: Region): void {
 /** Runs `run` on every piece of `plan` (recording off) and assembles the output. */
 export function splitForward(plan: SplitPlan, inputs: (Tensor | null)[], yShape: readonly number[], run: (parts: (Tensor | null)[], piece: number) => Tensor): Tensor {
   const device = inputs.find((t) => t)!.device;
-  const y = Tensor.empty(device, yShape, "f32", "split output");
+  const y = plan.outputAdds ? Tensor.zeros(device, yShape) : Tensor.empty(device, yShape, "f32", "split output");
   noGrad(() => {
     for (let p = 0; p < plan.count; p++) {
       const parts = inputs.map((t, i) => {
@@ -93,7 +96,7 @@ export function splitForward(plan: SplitPlan, inputs: (Tensor | null)[], yShape:
         return t && r ? gather(t, r) : t;
       });
       const ys = run(parts, p);
-      scatter(ys, y, plan.output(p));
+      (plan.outputAdds ? scatterAdd : scatter)(ys, y, plan.output(p));
       ys.dispose();
       parts.forEach((t, i) => t !== inputs[i] && t?.dispose());
     }
@@ -489,12 +492,12 @@ export function splitPermute(op: string, x: Tensor, dims: readonly number[], run
   return splitOp(op, [x], yShape, plan, run);
 }
 
-/** A broadcasting binary op whose output [..., n0, ...] is over the limit, in slabs along the
- * first output dim longer than 1 (all dims before it are 1): operands that vary along that dim are
- * sliced with it, operands broadcast over it are passed whole. `run([ap, bp])` is the ordinary op. */
+/** A broadcasting binary op whose output is over the limit, in slabs along its longest dim:
+ * operands that vary along that dim are sliced with it, operands broadcast over it are passed
+ * whole. `run([ap, bp])` is the ordinary op. */
 export function splitBroadcast(op: string, a: Tensor, b: Tensor, out: readonly number[], run: (parts: (Tensor | null)[]) => Tensor): Tensor {
   const limit = a.device.limits.maxBindingBytes;
-  const ax = out.findIndex((d) => d > 1);
+  const ax = out.indexOf(Math.max(...out));
   const operands = [a, b];
   // the operand's own axis matching output axis ax, or -1 when it broadcasts over it
   const own = operands.map((t) => {
@@ -517,4 +520,38 @@ export function splitBroadcast(op: string, a: Tensor, b: Tensor, out: readonly n
     tiles: (i) => own[i]! >= 0,
   };
   return splitOp(op, [a, b], out, plan, run);
+}
+
+/** sum (or mean, `scale` 1/r) over the middle axis of x viewed as [outer, r, inner], giving
+ * [outer, 1, inner] (reduce.ts reduceRun) over the limit. When one outer row [r, inner] fits,
+ * runs of whole outer rows (independent outputs); otherwise runs of the reduced axis, each giving
+ * partial sums of the whole output, which are added. `run(xs)` reduces a piece [k, r', inner]
+ * over its axis 1 with the ordinary op (scaled by the full r for a mean). */
+export function splitReduce(op: string, x: Tensor, outer: number, r: number, inner: number, run: (xs: Tensor) => Tensor): Tensor {
+  const limit = x.device.limits.maxBindingBytes;
+  const x3 = reshape(x, [outer, r, inner]);
+  let y: Tensor;
+  if (r * inner * 4 <= limit) {
+    const plan = rowPlan(op, [outer, r * inner], [outer, inner], limit);
+    y = splitOp(op, [x3], [outer, 1, inner], plan, ([xs]) => {
+      const k = xs!.shape[0]!;
+      return reshape(run(reshape(xs!, [k, r, inner])), [k, inner]);
+    });
+  } else {
+    if (outer * inner * 4 > limit)
+      throw unsplittable(op, "x", x, limit, `neither one row [${r}, ${inner}] nor the output [${outer}, ${inner}] fits`);
+    const step = Math.max(1, Math.floor(limit / (outer * inner * 4)));
+    const starts: number[] = [];
+    for (let a = 0; a < r; a += step) starts.push(a);
+    const plan: SplitPlan = {
+      count: starts.length,
+      input: (_, p) => axisRegion([outer, r, inner], 1, starts[p]!, Math.min(r, starts[p]! + step)),
+      output: () => ({ shape: [outer, 1, inner], runs: [[0, 0, outer * inner]] }),
+      tiles: () => true,
+      outputAdds: true,
+    };
+    y = splitOp(op, [x3], [outer, 1, inner], plan, ([xs]) => run(xs!));
+  }
+  x3.dispose();
+  return y;
 }
