@@ -67,3 +67,16 @@ export function writeResult(name: string, text: string): void {
   mkdirSync(resultsDir, { recursive: true });
   writeFileAtomic(join(resultsDir, name), new TextEncoder().encode(text));
 }
+
+/** The conv-loop roofline (GFLOP/s) of kernels/bench/load_fma.wgsl: `invocations` threads, each
+ * `iters` per-lane loads × 16 FMAs, the weights read at uniform addresses (mode 0, the direct
+ * conv's inner loop) or held in registers (mode 1). */
+export async function loadFmaCeiling(device: Device, reps: number, iters: number, mode: 0 | 1 | 2, invocations = 65536): Promise<number> {
+  const n = 1 << 20;
+  const x = Tensor.zeros(device, [n]), w = Tensor.zeros(device, [256 * 4]), out = Tensor.empty(device, [invocations]);
+  const ms = await median(device, () => device.dispatch({ kernel: "bench/load_fma", constants: { MODE: mode }, bindings: { x, w, out }, uniforms: { iters, n }, workgroups: invocations / 64, label: "load-fma ceiling" }), reps);
+  x.dispose();
+  w.dispose();
+  out.dispose();
+  return (invocations * iters * 32) / ms / 1e6;
+}

@@ -1,7 +1,8 @@
 // Kernel throughput against this adapter's measured ceilings (FMA-only and copy shaders), side by
 // side with the peer runtimes on the same adapter (bench/peers/runtimes.ts).
 // `npm run bench:kernels` (issue 7 sizes), `-- --quick` (sizes ÷ 2 per axis, a few minutes),
-// `-- --no-peers` (ours only), `-- --only <substring>` (kernels whose name contains it).
+// `-- --no-peers` (ours only), `-- --only <substring>` (kernels whose name contains it; results
+// then go to kernels[.quick].only.json/md).
 // Each figure: median of ≥ 5 timed runs after one warm-up, GPU completion included.
 import { setGpuProvider } from "../src/node.ts";
 import { installNavigatorGpu, OrtWebPeer, OrtNodePeer, TfjsPeer, type OnnxCase, type TfCase, type PeerTime } from "./peers/runtimes.ts";
@@ -10,7 +11,7 @@ import {
   conv3d, convTranspose3d, instanceNorm, batchNorm, layerNorm, softmax, matmul, linear, leakyRelu,
   maxPool3d, upsample, msDeformAttn3d, convLstm2d
 } from "../src/node.ts";
-import { fmaCeiling as measureFma, copyCeiling as measureCopy, randData, writeResult } from "./common.ts";
+import { fmaCeiling as measureFma, copyCeiling as measureCopy, loadFmaCeiling, randData, writeResult } from "./common.ts";
 import type { OnnxGraph, OnnxNode } from "./peers/onnx.ts";
 
 const argv = process.argv.slice(2);
@@ -38,7 +39,10 @@ interface Row {
   peers: Partial<Record<PeerName, PeerCell>>;
 }
 
-const ortWeb = withPeers ? await OrtWebPeer.start().catch((e) => e as Error) : null;
+const ortWeb = withPeers ? await OrtWebPeer.start().then(async (p) => {
+  console.log(`onnxruntime-web warm-up (first run in this process): ${(await p.warmUp()).toFixed(0)} s`);
+  return p;
+}).catch((e) => e as Error) : null;
 const ortNode = withPeers ? await OrtNodePeer.start().catch((e) => e as Error) : null;
 const tfjs = withPeers ? await TfjsPeer.start().catch((e) => e as Error) : null;
 const startError = (p: unknown) => (p instanceof Error ? `could not start: ${p.message}` : undefined);
@@ -47,7 +51,15 @@ const startError = (p: unknown) => (p instanceof Error ? `could not start: ${p.m
 const fmaCeiling = await measureFma(device, reps, quick ? 128 : 512);
 const copyCeiling = await measureCopy(device, reps, (quick ? 8 : 32) * 1024 * 1024 / 4);
 console.log(`adapter: ${device.adapterDescription}`);
-console.log(`ceilings: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s`);
+// The conv-loop roofline (kernels/bench/load_fma.wgsl): what a loop of per-lane input loads × 16
+// FMAs reaches when the weights come from memory each step, from registers, or in a 4×16 tile.
+const convLoop = {
+  uniform_weights: await loadFmaCeiling(device, reps, 256, 0),
+  register_weights: await loadFmaCeiling(device, reps, 256, 1),
+  tile_4x16: await loadFmaCeiling(device, reps, 256, 2),
+};
+console.log(`ceilings: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s; conv-shaped loop: ` +
+  Object.entries(convLoop).map(([k, v]) => `${k} ${v.toFixed(1)} GFLOP/s (${(100 * v / fmaCeiling).toFixed(0)} %)`).join(", "));
 
 const rows: Row[] = [];
 /** ORT's node-placement log lines per kernel: the proof each op ran on the WebGPU EP. */
@@ -431,12 +443,12 @@ function writeResults(): void {
   };
   const result = {
     adapter: device.adapterDescription, date: new Date().toISOString(), quick, reps,
-    ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2) },
+    ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2), conv_loop_gflops: Object.fromEntries(Object.entries(convLoop).map(([k, v]) => [k, +v.toFixed(2)])) },
     peers: withPeers ? peerInfo : null, ort_webgpu_placement: placements, agreement_with_onnxruntime_node: agreement,
     tfjs_console: tfjs instanceof TfjsPeer ? tfjs.warnings.slice(0, 20) : [], rows,
   };
-  const name = quick ? "kernels.quick" : "kernels";
-  if (!only) writeResult(`${name}.json`, JSON.stringify(result, null, 2) + "\n");
+  const name = (quick ? "kernels.quick" : "kernels") + (only ? ".only" : "");
+  writeResult(`${name}.json`, JSON.stringify(result, null, 2) + "\n");
   const ratio = (c?: PeerCell) => (c?.ratio !== undefined ? `×${c.ratio}` : c?.error ? "—" : "");
   const md = [
     `# Kernel bench (${quick ? "quick sizes" : "issue 7 sizes"})`, "",
@@ -447,7 +459,7 @@ function writeResults(): void {
     "| kernel | dir | shape | ms | GFLOP/s | GB/s | ceiling beside it | % of ceiling | vs ORT-web WebGPU | vs tfjs WebGPU | vs ORT-node CPU |", "|---|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) => `| ${r.kernel} | ${r.direction} | ${r.shape} | ${r.ms} | ${r.gflops ?? ""} | ${r.gbps ?? ""} | ${r.ceiling} ${r.gflops !== undefined ? "GFLOP/s" : "GB/s"} | ${(r.fraction * 100).toFixed(1)} | ${ratio(r.peers["onnxruntime-web webgpu"])} | ${ratio(r.peers["tfjs webgpu"])} | ${ratio(r.peers["onnxruntime-node cpu"])} |`),
   ].join("\n");
-  if (!only) writeResult(`${name}.md`, md + "\n");
+  writeResult(`${name}.md`, md + "\n");
 }
 writeResults();
 console.log(JSON.stringify({ placements, agreement }, null, 1));

@@ -72,8 +72,17 @@ async function capturing<T>(fn: () => Promise<T>): Promise<{ value: T; lines: st
   }
 }
 
+/** `p`, or a rejection naming `what` after `ms` (a peer that stops answering must not stall the bench). */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms); });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
 export class OrtWebPeer {
   readonly name = "onnxruntime-web webgpu";
+  /** set once a call timed out: the runtime's state is unknown after that, so it is not used again */
+  private failed: string | null = null;
   private constructor(private ort: any) {}
   static async start(): Promise<OrtWebPeer> {
     const ort = await import("onnxruntime-web/webgpu");
@@ -82,8 +91,25 @@ export class OrtWebPeer {
   }
   version(): string { return this.ort.env.versions?.web ?? "?"; }
 
+  /** One tiny session run: onnxruntime-web's first run in a process waits ~2.5 min here (measured;
+   * later sessions start in about a second), so it is taken before any timed op. */
+  async warmUp(): Promise<number> {
+    const t0 = performance.now();
+    const shape = [64];
+    const r = await this.time({ graph: { nodes: [{ op: "Relu", inputs: ["x"], outputs: ["y"] }], inputs: [{ name: "x", shape }], outputs: [{ name: "y", shape }] }, feeds: { x: { data: new Float32Array(64), shape } } }, 1, 900_000);
+    if (r.error) throw new Error(`warm-up failed: ${r.error}`);
+    return (performance.now() - t0) / 1000;
+  }
+
   /** Median ms of one run plus the EP placement lines ORT logged while creating the session. */
-  async time(c: OnnxCase, reps: number): Promise<PeerTime & { placement?: string[] }> {
+  async time(c: OnnxCase, reps: number, deadlineMs = 300_000): Promise<PeerTime & { placement?: string[] }> {
+    if (this.failed) return { error: `not run: an earlier call failed (${this.failed})` };
+    const r = await withDeadline(this.timeUnbounded(c, reps), deadlineMs, "onnxruntime-web").catch((e) => ({ error: errText(e) }));
+    if (r.error?.includes("no answer within")) this.failed = r.error;
+    return r;
+  }
+
+  private async timeUnbounded(c: OnnxCase, reps: number): Promise<PeerTime & { placement?: string[] }> {
     const ort = this.ort;
     let session: any;
     try {

@@ -7,9 +7,12 @@
 // of one output position, so every x value is loaded once for OCB FMAs; a workgroup shares one
 // (n, channel block), so weight reads are uniform across it (one scalar load broadcast to all
 // lanes on SIMD back ends such as lavapipe, where the per-lane x gather is the expensive load).
-// The valid kernel-tap range per dim is computed once per invocation, so the inner loops carry
-// no padding checks.
+// With VOX = 4 an invocation also covers 4 consecutive outputs along W, so each weight read feeds
+// 4 × OCB FMAs (the weight reads, not the input gathers, are what bounds this loop on lavapipe:
+// bench/NOTES.md); W taps that fall in the padding are masked, D and H taps use a valid range
+// computed once per invocation, so the inner loop carries no branches.
 override OCB: u32 = 4u;  // output channels per invocation, a multiple of 4 (at most 16)
+override VOX: u32 = 1u;  // consecutive outputs along W per invocation: 1 or 4 (VOX * OCB <= 32)
 struct Params {
   batch: u32,
   cin: u32,     // channels of x
@@ -18,7 +21,8 @@ struct Params {
   cout_g: u32,  // cout / groups
   groups: u32,
   nblk: u32,    // ceil(cout_g / OCB): channel blocks per group
-  tiles: u32,   // ceil(out positions / 64)
+  tiles: u32,   // ceil(D * H * wtiles / 64)
+  wtiles: u32,  // ceil(output W / VOX)
   use_bias: u32,
   isz: vec4<u32>,  // input D, H, W, D*H*W
   osz: vec4<u32>,  // output D, H, W, D*H*W
@@ -48,8 +52,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let wg = wid.x + wid.y * nwg.x;
   if (wg >= p.batch * p.groups * p.nblk * p.tiles) { return; }
   let plane = wg / p.tiles;
-  let pos = (wg % p.tiles) * 64u + lid.x;
-  if (pos >= p.osz.w) { return; }
+  let cell = (wg % p.tiles) * 64u + lid.x;  // (od, oh, W tile)
+  if (cell >= p.osz.x * p.osz.y * p.wtiles) { return; }
   let blk = plane % p.nblk;
   let g = (plane / p.nblk) % p.groups;
   let n = plane / (p.nblk * p.groups);
@@ -57,19 +61,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let oc0 = g * p.cout_g + ocl;
   let nvalid = min(OCB, p.cout_g - ocl);
 
-  let ohw = p.osz.y * p.osz.z;
-  let od = pos / ohw;
-  let oh = (pos % ohw) / p.osz.z;
-  let ow = pos % p.osz.z;
+  let row = cell / p.wtiles;
+  let od = row / p.osz.y;
+  let oh = row % p.osz.y;
+  let ow0 = (cell % p.wtiles) * VOX;
   let sd = i32(od * p.stride.x) - i32(p.pad.x);
   let sh = i32(oh * p.stride.y) - i32(p.pad.y);
-  let sw = i32(ow * p.stride.z) - i32(p.pad.z);
   let dd = i32(p.dil.x);
   let dh = i32(p.dil.y);
   let dw = i32(p.dil.z);
   let rd = tap_range(sd, dd, i32(p.ksz.x), i32(p.isz.x));
   let rh = tap_range(sh, dh, i32(p.ksz.y), i32(p.isz.y));
-  let rw = tap_range(sw, dw, i32(p.ksz.z), i32(p.isz.z));
+  var sw: array<i32, 4>;  // first input column of each of the VOX outputs
+  for (var r = 0u; r < VOX; r++) { sw[r] = i32((ow0 + r) * p.stride.z) - i32(p.pad.z); }
 
   let kvol = p.ksz.w;
   let wstride = p.cin_g * kvol;  // between output channels
@@ -79,33 +83,47 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let ihw = p.isz.y * p.isz.z;
   let xn = (n * p.cin + g * p.cin_g) * p.isz.w;
 
-  var acc: array<vec4<f32>, 4>;
-  for (var j = 0u; j < OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
+  var acc: array<vec4<f32>, 8>;  // [r * OCB / 4 + j]
+  for (var j = 0u; j < VOX * OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
+  let iw_n = i32(p.isz.z);
   for (var kd = rd.x; kd < rd.y; kd++) {
     let xd = xn + u32(sd + kd * dd) * ihw;
     for (var kh = rh.x; kh < rh.y; kh++) {
       let xh = xd + u32(sh + kh * dh) * p.isz.z;
       let kdh = (u32(kd) * p.ksz.y + u32(kh)) * p.ksz.z;
-      for (var kw = rw.x; kw < rw.y; kw++) {
-        var xi = xh + u32(sw + kw * dw);
-        var wi = kdh + u32(kw);
+      for (var kw = 0u; kw < p.ksz.z; kw++) {
+        // Per output: its input column for this tap, or (masked) the row's first column.
+        var xi: array<u32, 4>;
+        var ok: array<bool, 4>;
+        for (var r = 0u; r < VOX; r++) {
+          let iw = sw[r] + i32(kw) * dw;
+          ok[r] = iw >= 0 && iw < iw_n && ow0 + r < p.osz.z;
+          xi[r] = xh + u32(select(0, iw, ok[r]));
+        }
+        var wi = kdh + kw;
         for (var ic = 0u; ic < p.cin_g; ic++) {
-          let xv = x[xi];
+          var xv: array<f32, 4>;
+          for (var r = 0u; r < VOX; r++) { xv[r] = select(0.0, x[xi[r]], ok[r]); }
           for (var j = 0u; j < OCB / 4u; j++) {
-            acc[j] += xv * vec4<f32>(w[wo[4u * j] + wi], w[wo[4u * j + 1u] + wi], w[wo[4u * j + 2u] + wi], w[wo[4u * j + 3u] + wi]);
+            let wv = vec4<f32>(w[wo[4u * j] + wi], w[wo[4u * j + 1u] + wi], w[wo[4u * j + 2u] + wi], w[wo[4u * j + 3u] + wi]);
+            for (var r = 0u; r < VOX; r++) { acc[r * (OCB / 4u) + j] += xv[r] * wv; }
           }
-          xi += p.isz.w;
+          for (var r = 0u; r < VOX; r++) { xi[r] += p.isz.w; }
           wi += kvol;
         }
       }
     }
   }
-  let yi = (n * p.cout + oc0) * p.osz.w + pos;
-  for (var j = 0u; j < OCB; j++) {
-    if (j < nvalid) {
-      var v = acc[j / 4u][j % 4u];
-      if (p.use_bias != 0u) { v += bias[oc0 + j]; }
-      y[yi + j * p.osz.w] = v;
+  let yrow = (n * p.cout + oc0) * p.osz.w + row * p.osz.z + ow0;
+  for (var r = 0u; r < VOX; r++) {
+    if (ow0 + r < p.osz.z) {
+      for (var j = 0u; j < OCB; j++) {
+        if (j < nvalid) {
+          var v = acc[r * (OCB / 4u) + j / 4u][j % 4u];
+          if (p.use_bias != 0u) { v += bias[oc0 + j]; }
+          y[yrow + r + j * p.osz.w] = v;
+        }
+      }
     }
   }
 }

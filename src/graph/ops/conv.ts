@@ -35,7 +35,9 @@ interface Geometry {
  * block): the smallest of 4, 8, 16 covering a group's output channels, so small groups waste
  * no lanes and wide ones load each input value once per 16 FMAs. */
 const channelBlock = (coutG: number) => (coutG <= 4 ? 4 : coutG <= 8 ? 8 : 16);
-/** Positions per workgroup in the gather kernels. */
+/** Consecutive outputs along W per invocation in conv_direct (override VOX). */
+const VOXEL_BLOCK = 4;
+/** Positions (conv_direct: W tiles of VOX positions) per workgroup in the gather kernels. */
 const TILE = 64;
 /** Weight-gradient chunking: aim for this many workgroups in all (enough to fill a GPU), with at
  * most MAX_CHUNKS partial sums per element and PARTIAL_LIMIT partial-sum elements in all. The
@@ -91,9 +93,13 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
   const osz = to3(outShape.slice(2), 1);
-  const ocb = channelBlock(coutG);
+  // conv_direct also covers VOX = 4 outputs along W per invocation (at most 8 channels then,
+  // VOX * OCB <= 32 accumulators); conv_transposed does one output each.
+  const vox = !transposed && osz[2] >= VOXEL_BLOCK ? VOXEL_BLOCK : 1;
+  const ocb = vox > 1 ? Math.min(8, channelBlock(coutG)) : channelBlock(coutG);
   const nblk = Math.ceil(coutG / ocb);
-  const tiles = Math.ceil(numel(osz) / TILE);
+  const wtiles = Math.ceil(osz[2] / vox);
+  const tiles = Math.ceil((transposed ? numel(osz) : osz[0] * osz[1] * wtiles) / TILE);
   const uniforms: Record<string, number | number[]> = {
     batch: g.batch,
     cin,
@@ -112,9 +118,10 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
     dil: g.dil,
   };
   if (transposed) uniforms.kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
+  else uniforms.wtiles = wtiles;
   device.dispatch({
     kernel: transposed ? "conv/conv_transposed" : "conv/conv_direct",
-    constants: { OCB: ocb },
+    constants: transposed ? { OCB: ocb } : { OCB: ocb, VOX: vox },
     bindings: { x, w, bias: bias ?? w, y },
     uniforms,
     workgroups: g.batch * g.groups * nblk * tiles,
