@@ -14,6 +14,7 @@ import {
   mul,
   permute,
   reshape,
+  slice,
   sub,
   sum,
   mean,
@@ -156,6 +157,7 @@ const cases: Record<string, Case> = {
   "sum of everything (partial sums added)": { shapes: [[3, 20, 30]], grad: [0], op: ([x]) => sum(x!) },
   "mean over the last dim (row pieces)": { shapes: [[3, 20, 30]], grad: [0], op: ([x]) => mean(x!, [-1]) },
   "mean over (0, 2, 3), keepDim": { shapes: [[2, 3, 10, 20]], grad: [0], op: ([x]) => mean(x!, [0, 2, 3], true) },
+  "slice along the middle dim": { shapes: [[2, 30, 24]], grad: [0], op: ([x]) => slice(x!, 1, 5, 27) },
   // convolutions run on a 1 MiB limit: the weight gradient's partial sums (conv.ts, at most
   // 16 MiB, far under a real 128 MiB binding) must themselves fit the lowered binding
   "conv3d k3 p1 + bias": { shapes: [[2, 3, 10, 24, 200], [4, 3, 3, 3, 3], [4]], grad: [0, 1, 2], op: ([x, w, b]) => conv3d(x!, w!, b!, { padding: 1 }), limit: MIB },

@@ -2,7 +2,7 @@
 // concat, stack) and kernels/layout/pad.wgsl (pad, slice, and both their backwards).
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { concatByCopies, overBindingLimit, sliceByCopies, splitPermute } from "./split.ts";
+import { concatByCopies, overBindingLimit, padByCopies, sliceByCopies, splitPermute } from "./split.ts";
 import { coalesceDims, contiguousStrides, expectFloat, expectSameDevice, groups1d, label, normAxis } from "../launch.ts";
 
 /** reshape as an autograd op: a view forward, the gradient reshaped back. */
@@ -218,6 +218,11 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const n = x.shape[ax]!;
   const s = Math.min(Math.max(start < 0 ? start + n : start, 0), n);
   const e = Math.max(Math.min(Math.max(end < 0 ? end + n : end, 0), n), s);
+  if (overBindingLimit(x.device, x.bytes)) {
+    // over one storage binding: contiguous buffer copies both ways (split.ts)
+    const xShape = x.shape;
+    return record("slice", sliceByCopies(x, ax, s, e), [x], [], (dy) => [padByCopies(dy, xShape, ax, s)]);
+  }
   const y = sliceRaw(x, ax, s, e);
   const pads = x.shape.map((d, i): [number, number] => (i === ax ? [s, d - e] : [0, 0]));
   return record("slice", y, [x], [], (dy) => [padRaw("slice_backward", dy, pads, 0)]);

@@ -359,6 +359,18 @@ export function concatByCopies(tensors: Tensor[], axis: number, y: Tensor): void
   }
 }
 
+/** The gradient of a slice over the limit: dy placed at [start, start + dy.shape[axis]) along
+ * `axis` of a zero tensor of `shape`, by contiguous buffer copies. */
+export function padByCopies(dy: Tensor, shape: readonly number[], axis: number, start: number): Tensor {
+  const y = Tensor.zeros(dy.device, shape);
+  const inner = numel(shape.slice(axis + 1));
+  const outer = numel(shape.slice(0, axis));
+  const run = dy.shape[axis]! * inner;
+  for (let o = 0; o < outer; o++)
+    dy.device.copy(dy.buffer, dy.byteOffset + o * run * 4, y.buffer, y.byteOffset + (o * shape[axis]! * inner + start * inner) * 4, run * 4);
+  return y;
+}
+
 /** x[..., start:end, ...] along `axis` as contiguous buffer copies (concat's backward over the limit). */
 export function sliceByCopies(x: Tensor, axis: number, start: number, end: number): Tensor {
   const shape = [...x.shape];
