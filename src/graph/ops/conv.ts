@@ -1,7 +1,8 @@
 // Convolutions (PyTorch conv2d/conv3d, conv_transpose2d/3d) on NC(D)HW tensors. 2D runs as 3D
-// with D = 1, so four kernels serve all four ops and their backward passes:
-//   kernels/conv/conv_direct.wgsl      conv forward, conv-transpose grad input
-//   kernels/conv/conv_transposed.wgsl  conv-transpose forward, conv grad input (gather, no atomics)
+// with D = 1, so these kernels serve all four ops and their backward passes:
+//   kernels/conv/conv_direct.wgsl      conv forward, conv-transpose grad input, stride-1 conv grad input
+//   kernels/conv/conv_flip.wgsl        the flipped weight for that stride-1 conv grad input
+//   kernels/conv/conv_transposed.wgsl  conv-transpose forward, strided conv grad input (gather, no atomics)
 //   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
 //   kernels/conv/conv_reduce.wgsl      bias-gradient partials and the chunk reduction
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
@@ -259,6 +260,27 @@ function convForwardSplit(op: string, transposed: boolean, x: Tensor, w: Tensor,
   return y;
 }
 
+/** Input gradient: the other gather of dy with the same weight; for a stride-1 conv, conv_direct
+ * of dy with the flipped, channel-swapped weight (conv_flip.wgsl) and padding dil*(k-1) - pad,
+ * which is the better-tiled kernel. */
+function gradInput(transposed: boolean, dy: Tensor, w: Tensor, cin: number, xShape: number[], g: Geometry, name: string): Tensor {
+  const flipPad = g.k.map((k, d) => g.dil[d]! * (k - 1) - g.pad[d]!) as V3;
+  if (transposed || g.stride.some((s) => s !== 1) || flipPad.some((p) => p < 0)) return launchGather(!transposed, dy, w, null, cin, xShape, g, name);
+  const [cout, cinG] = w.shape as [number, number];
+  const coutG = cout / g.groups;
+  const wf = Tensor.empty(w.device, [cin, coutG, ...w.shape.slice(2)], "f32", `${name} flipped weight`);
+  w.device.dispatch({
+    kernel: "conv/conv_flip",
+    bindings: { w, wf },
+    uniforms: { cin_g: cinG, cout_g: coutG, groups: g.groups, kvol: numel(g.k) },
+    workgroups: groups1d(wf.size),
+    label: label(`${name} flip`, w),
+  });
+  const dx = launchGather(false, dy, wf, null, cin, xShape, { ...g, pad: flipPad }, name);
+  wf.dispose();
+  return dx;
+}
+
 function convOp(op: string, transposed: boolean, x: Tensor, weight: Tensor, bias: Tensor | null, cout: number, outSp: number[], g: Geometry): Tensor {
   const cin = x.shape[1]!;
   const outShape = [g.batch, cout, ...outSp];
@@ -271,7 +293,7 @@ function convOp(op: string, transposed: boolean, x: Tensor, weight: Tensor, bias
   return record(op, y, [x, weight, bias], savedFor(x, weight, needX, needW), (dy, saved) => {
     const { xs, ws } = unpackSaved(saved, needX, needW);
     return [
-      needX ? launchGather(!transposed, dy, ws!, null, cin, xShape, g, `${op}_grad_x`) : null,
+      needX ? gradInput(transposed, dy, ws!, cin, xShape, g, `${op}_grad_x`) : null,
       needW ? launchGradWeight(transposed ? xs! : dy, transposed ? dy : xs!, wShape, g, `${op}_grad_weight`) : null,
       needB ? launchGradBias(dy, `${op}_grad_bias`) : null,
     ];
