@@ -170,14 +170,36 @@ export class OrtNodePeer {
   }
 }
 
+/** tfjs-core's gradient registry is a separate side-effect module (dist/register_all_gradients)
+ * that only the ESM build carries, with bundler-style extensionless imports Node cannot load;
+ * the Node build has no op gradients. Conv3D's is registered here as tfjs itself defines it
+ * (Conv3D_grad.ts: the two backprop kernels), so conv3d's backward can be timed; other ops'
+ * backward rows stay without a tfjs figure (bench/NOTES.md). */
+function registerConv3dGradient(tf: any): void {
+  if (tf.getGradient("Conv3D")) return;
+  tf.registerGradient({
+    kernelName: "Conv3D",
+    inputsToSave: ["x", "filter"],
+    gradFunc: (dy: any, saved: any[], attrs: any) => {
+      const [x, filter] = saved;
+      const { strides, pad } = attrs;
+      return {
+        x: () => tf.engine().runKernel("Conv3DBackpropInputV2", { dy, filter }, { pad, strides, inputShape: x.shape }),
+        filter: () => tf.engine().runKernel("Conv3DBackpropFilterV2", { x, dy }, { strides, pad, filterShape: filter.shape }),
+      };
+    },
+  });
+}
+
 export class TfjsPeer {
   readonly name = "tfjs webgpu";
   /** console warnings tfjs printed while running (a CPU fallback would show here) */
   readonly warnings: string[] = [];
   private constructor(readonly tf: any) {}
   static async start(): Promise<TfjsPeer> {
-    const tf = await import("@tensorflow/tfjs-core");
+    const tf: any = await import("@tensorflow/tfjs-core");
     await import("@tensorflow/tfjs-backend-webgpu");
+    registerConv3dGradient(tf);
     if (!(await tf.setBackend("webgpu"))) throw new Error("tf.setBackend('webgpu') returned false");
     await tf.ready();
     if (tf.getBackend() !== "webgpu") throw new Error(`tfjs backend is ${tf.getBackend()}, not webgpu`);
