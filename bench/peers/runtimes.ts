@@ -127,6 +127,12 @@ export class OrtWebPeer {
         buffers.push(buf);
         feeds[k] = ort.Tensor.fromGpuBuffer(buf, { dataType: "float32", dims: f.shape });
       }
+      // One checked run first, as for tfjs: a validation error would otherwise pass as a fast run.
+      device.pushErrorScope("validation");
+      for (const t of Object.values(await session.run(feeds))) (t as any).dispose();
+      await device.queue.onSubmittedWorkDone();
+      const gpuError = await device.popErrorScope();
+      if (gpuError) throw new Error(`WebGPU validation error in an onnxruntime-web kernel: ${gpuError.message.split("\n")[0]}`);
       const ms = await medianMs(async () => {
         const out = await session.run(feeds);
         await device.queue.onSubmittedWorkDone();
@@ -232,6 +238,22 @@ export class TfjsPeer {
         return { error: errText(e) };
       }
     };
+    // One checked run first: a tfjs shader that fails to compile (e.g. "cannot index type 'vec5'")
+    // is only a Dawn validation error, and the op would then "run" in no time.
+    const device: GPUDevice = tf.backend().device;
+    device.pushErrorScope("validation");
+    let checkError: string | undefined;
+    try {
+      await this.done(tf.tidy(() => c.fwd(ins)));
+    } catch (e) {
+      checkError = errText(e);
+    }
+    const gpuError = await device.popErrorScope();
+    if (checkError || gpuError) {
+      tf.dispose(Object.values(ins));
+      const error = checkError ?? `WebGPU validation error in a tfjs kernel: ${gpuError!.message.split("\n")[0]}`;
+      return { fwd: { error }, bwd: { error } };
+    }
     res.fwd = await run(() => medianMs(() => this.done(tf.tidy(() => c.fwd(ins))), reps));
     if (c.grads && res.fwd.ms !== undefined) {
       const names = c.grads;
