@@ -65,9 +65,17 @@ const CANVAS_STATS = `(() => {
   return { predicted, reference, greys: greys.size };
 })()`;
 
+/** Waits for the page's model list; true when it offers bundled weights (not only the user's own file). */
+async function bundledWeightsListed(page: Page): Promise<boolean> {
+  await page.waitForFunction(() => (document.getElementById("model") as HTMLSelectElement).options.length > 0);
+  return page.evaluate(() => (document.getElementById("model") as HTMLSelectElement).options.length > 1);
+}
+
 async function demo(page: Page, url: string): Promise<void> {
   await page.goto(url);
-  await page.waitForFunction(() => (document.getElementById("model") as HTMLSelectElement).options.length > 1);
+  const bundled = await bundledWeightsListed(page);
+  check(bundled, "the page offers bundled weights (assets/weights/*.safetensors)");
+  if (!bundled) return;
   // a file that is not NIfTI: the page names the problem
   await page.setInputFiles("#ct-file", { name: "notes.nii", mimeType: "application/octet-stream", buffer: Buffer.from("this is not a NIfTI file, only text ".repeat(20)) });
   await page.waitForSelector("#message:not([hidden])");
@@ -99,7 +107,7 @@ async function demo(page: Page, url: string): Promise<void> {
 
 async function withoutWebGpu(page: Page, url: string): Promise<void> {
   await page.goto(url);
-  await page.waitForFunction(() => (document.getElementById("model") as HTMLSelectElement).options.length > 1);
+  await bundledWeightsListed(page); // the device is requested before any weights are read
   await page.click("#phantom");
   await page.waitForFunction(() => !(document.getElementById("run") as HTMLButtonElement).disabled);
   await page.click("#run");
