@@ -160,12 +160,12 @@ async function bench(kernel: string, shape: string, fwd: () => Tensor, inputs: T
 // ---- ONNX / tfjs helpers: the same op, data and shapes for the peers
 const data = (shape: number[], scale = 1) => ({ data: randData(shape, scale), shape });
 const ints = (name: string, v: number[]) => ({ name, shape: [v.length], data: BigInt64Array.from(v.map(BigInt)) });
-function onnx1(op: string, x: { name: string; shape: number[] }[], consts: { name: string; shape: number[]; data: Float32Array | BigInt64Array }[], outShape: number[], attrs: OnnxNode["attrs"] = {}, inputNames?: string[]): OnnxCase {
+function onnx1(op: string, x: { name: string; shape: number[]; scale?: number }[], consts: { name: string; shape: number[]; data: Float32Array | BigInt64Array }[], outShape: number[], attrs: OnnxNode["attrs"] = {}, inputNames?: string[]): OnnxCase {
   const feeds: OnnxCase["feeds"] = {};
-  for (const i of x) feeds[i.name] = data(i.shape);
+  for (const i of x) feeds[i.name] = data(i.shape, i.scale);
   const graph: OnnxGraph = {
     nodes: [{ op, inputs: inputNames ?? [...x.map((i) => i.name), ...consts.map((c) => c.name)], outputs: ["y"], attrs }],
-    inputs: x, outputs: [{ name: "y", shape: outShape }], initializers: consts,
+    inputs: x.map(({ name, shape }) => ({ name, shape })), outputs: [{ name: "y", shape: outShape }], initializers: consts,
   };
   return { graph, feeds };
 }
@@ -254,7 +254,7 @@ const tfFilter = ([co, ci, ...k]: number[]) => [...k, ci!, co!];
 { // matmul and the transformer's linear layers
   const m = s(1024), a = Tensor.from(device, randData([m, m]), [m, m]), b = Tensor.from(device, randData([m, m], 0.5), [m, m]);
   await bench("matmul", `${m}²`, () => matmul(a, b), [a, b], { flops: 2 * m ** 3, bwdFlops: 4 * m ** 3 }, {
-    onnx: () => onnx1("MatMul", [{ name: "a", shape: [m, m] }, { name: "b", shape: [m, m] }], [], [m, m]),
+    onnx: () => onnx1("MatMul", [{ name: "a", shape: [m, m] }, { name: "b", shape: [m, m], scale: 0.5 }], [], [m, m]),
     tf: () => ({ inputs: { a: data([m, m]), b: data([m, m], 0.5) }, fwd: (t) => tfjsPeer().matMul(t.a, t.b), grads: ["a", "b"] }),
   });
   const t = s(7776), x = Tensor.from(device, randData([t, 384]), [t, 384]);
