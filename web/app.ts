@@ -220,7 +220,8 @@ $("run").addEventListener("click", () =>
       contours.unshift({ mask: state.reference, rgb: [60, 220, 120] });
     }
     viewer.setContours(contours);
-    viewer.show(busiestSlice(r.mask, ct.shape));
+    // open where the tumour is: the reference's largest slice when there is one
+    viewer.show(busiestSlice(state.reference ?? r.mask, ct.shape));
     setState("done");
   }),
 );
