@@ -59,8 +59,8 @@ export async function runDemo(o: { out: string; weights: string; seed: number; q
     } finally {
       net.dispose();
     }
-    times.push(["  preprocess", seg.timings.preprocessMs / 1000], ["  inference (GPU)", seg.timings.inferenceMs / 1000], ["  postprocess", seg.timings.postprocessMs / 1000]);
     stage("segment");
+    times.push(["  preprocess", seg.timings.preprocessMs / 1000], ["  inference (GPU)", seg.timings.inferenceMs / 1000], ["  postprocess", seg.timings.postprocessMs / 1000]);
     const grid = { shape: p.shape, spacing: p.spacing };
     const evaluation = evaluateCase({ data: seg.mask, ...grid }, { data: p.masks.gtv, ...grid }, {
       oars: Object.fromEntries((["heart", "oesophagus", "bone"] as const).map((k) => [k, { data: p.masks[k], ...grid }])),
@@ -102,7 +102,7 @@ export async function runDemo(o: { out: string; weights: string; seed: number; q
       conventions: { emptyMasks: EMPTY_MASK_CONVENTIONS, overlays: "green = reference, red = prediction, yellow = both; lung window W 1500 L -600" },
       slicesThrough: png.centre,
       windows: seg.windows,
-      timings: Object.fromEntries(times.map(([k, v]) => [k.trim(), +v.toFixed(3)])),
+      timings: Object.fromEntries(times.map(([k, v]) => [k.trim(), +v.toFixed(3)])), // seconds; preprocess, inference and postprocess are parts of segment
       seconds: +seconds.toFixed(3),
       files: [...files.filter((f) => !f.includes(`${join(o.out, "ct")}/`)), `${join(o.out, "ct")}/ (${dicom.series.length} slices)`],
     };
