@@ -59,5 +59,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -q "${need[@]}"
 fi
 
+# onnxruntime-node (a bench peer) would fetch CUDA binaries at install: its CPU build is bundled, skip that.
+export ONNXRUNTIME_NODE_INSTALL=skip
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 echo "setup: done ($(dpkg-query -W -f='mesa-vulkan-drivers ${Version}' mesa-vulkan-drivers))"

@@ -160,6 +160,8 @@ const OESOPHAGUS = { x: -6, y: 30, r: 7 };
 const TRACHEA = { y: 0, r: 9, carinaZ: 15, bronchusR: 6, bronchusLength: 25 };
 const SPINE = { y: 52, r: 16, cortex: 2.5, canalY: 76, canalR: 6, archR: 11, period: 25, disc: 5 };
 const RIBS = { a: 118, b: 80, r: 5, marrowR: 3.5, period: 25, slope: 12, anteriorGapX: 40, posteriorGapX: 22 };
+/** Fraction of the rib ellipse inside which non-organ soft tissue is mediastinal fat. */
+const MEDIASTINAL_FAT_RHO = 0.88;
 const STERNUM = { halfWidth: 14, y0: -89, y1: -79, cortex: 2, minZ: -50 };
 
 /** Tissue label of a point (canonical mm), before vessels and tumours. */
@@ -170,6 +172,10 @@ function tissueAt(x: number, y: number, z: number, an: Anatomy): L {
   let t: L = fx * fx + fy * fy > 1 ? L.Fat : L.Soft;
   // lungs: elliptic cross-section tapering to the apex, domed diaphragm below
   const taper = 1 - ((z - LUNG.apexZ0) / LUNG.apexAz) ** 2;
+  // mediastinal fat: inside the rib cage above the diaphragm the space between the organs is fat, as
+  // in a real chest, so a mediastinal tumour (0–60 HU) stands out against it; the chest wall
+  // outside the ribs stays muscle
+  if (t === L.Soft && taper > 0 && z > LUNG.diaphragmEdge + an.zShift && Math.hypot(x / RIBS.a, y / RIBS.b) < MEDIASTINAL_FAT_RHO) t = L.Fat;
   if (taper > 0) {
     for (const side of [-1, 1]) {
       const u = (x - side * LUNG.cx) / LUNG.ax, v = (y - LUNG.cy) / LUNG.ay;

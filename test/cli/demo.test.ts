@@ -20,9 +20,8 @@ const count = (px: Uint8Array, c: readonly number[]) => {
 describe("pulmo demo", () => {
   const tmp = useTmp("demo");
 
-  // The issue's target is Dice ≥ 0.8 on this phantom; the bundled weights reach less (docs/demo.md),
-  // so this checks the exit code follows --min-dice (0.8) rather than asserting the target.
-  it("segments the default phantom with the bundled model, exits by --min-dice and writes every output", async () => {
+  // The issue's target: Dice ≥ 0.8 on the default phantom (unseen in training), exit code 0.
+  it("segments the default phantom with the bundled model at Dice ≥ 0.8 and writes every output", async () => {
     expect(existsSync(DEFAULT_BUNDLE), `${DEFAULT_BUNDLE} (train it: npx tsx scripts/train_demo.ts)`).toBe(true);
     const out = join(tmp(), "demo");
     const r = await pulmo("demo", "--out", out, "--quiet");
@@ -32,8 +31,8 @@ describe("pulmo demo", () => {
     // the Dice printed and the Dice written agree, and both pass
     const result = JSON.parse(readFileSync(join(out, "result.json"), "utf8"));
     const dice = result.evaluation.cases[0].dice as number;
-    expect(r.code, r.err).toBe(dice >= 0.8 ? 0 : 1);
-    if (r.code === 1) expect(r.err).toMatch(/is below 0.8/);
+    expect(dice).toBeGreaterThanOrEqual(0.8);
+    expect(r.code, r.err).toBe(0);
     expect(result.evaluation.cases[0].tumours[0].dice).toBeGreaterThan(0.5); // the large tumour is found
     const printed = /^GTV\s+([0-9.]+)/m.exec(r.out);
     expect(printed, r.out).not.toBeNull();
