@@ -1,6 +1,7 @@
 // `pulmo segment`: a NIfTI CT, a DICOM series folder or a folder of cases in, uint8 NIfTI masks on
 // each CT's grid out. Folder runs are resumable (existing outputs are complete, being written
 // atomically) and carry on past a failed case.
+import { interruptOnSigint } from "./interrupt.ts";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -321,6 +322,8 @@ export const segmentCommand: Command = {
     if (!model && !existsSync(weights!)) throw new PulmoError(`no --weights given and the bundled demo model ${weights} is missing (npm run setup, or train it: see README)`);
     const run: SegmentRunOptions = { input: a.positionals[0]!, out: a.str("out"), force: a.bool("force"), caseFile: a.str("case-file"), igtv: a.str("igtv"), quiet: a.bool("quiet") };
     planCases(run); // usage mistakes before the GPU starts
+    const interrupt = interruptOnSigint();
+    run.signal = interrupt.signal;
     const device = await createDevice();
     try {
       const m = model ? stateDictModel(device, model, config, weights, overrides, population) : bundleModel(device, weights!, overrides);
@@ -332,6 +335,7 @@ export const segmentCommand: Command = {
         m.net.dispose();
       }
     } finally {
+      interrupt.release();
       device.destroy();
     }
   },

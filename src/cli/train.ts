@@ -1,6 +1,7 @@
 // `pulmo train`: trains or fine-tunes a registry model on NIfTI cases with fitNode: random crops
 // (a share centred on the tumour), the model preset's preprocessing, Dice+CE (softmax) or Dice+BCE
 // (one channel) loss, Adam, a validation split, checkpoints that resume, and a model bundle at the end.
+import { interruptOnSigint } from "./interrupt.ts";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PulmoError, shapeStr } from "../runtime/errors.ts";
@@ -170,16 +171,22 @@ export const trainCommand: Command = {
         }
         mkdirSync(out, { recursive: true }); // fitNode's checkpoint writer expects the folder
         let history: Awaited<ReturnType<typeof fitNode>> = [];
-        if (startEpoch < epochs)
-          history = await fitNode({
-            model: net, optimizer, loss: segmentationLoss, samples, validation, epochs, startEpoch,
-            batchSize: a.needNum("batch"), shuffle: true, seed,
-            ...(a.has("patience") ? { patience: a.num("patience") } : {}),
-            checkpointPath: bestPath,
-            progress: terminalProgress(process.stderr, { tty: Boolean(process.stderr.isTTY) && !process.env.CI, plainInterval: 10_000 }),
-            onEpoch: async (e) => writeOutput(lastPath, await checkpointBytes({ model: net, optimizer, epoch: e.epoch, config: net.config })),
-          });
-        else console.error(`already trained for ${epochs} epochs (raise --epochs to continue)`);
+        const interrupt = interruptOnSigint();
+        try {
+          if (startEpoch < epochs)
+            history = await fitNode({
+              signal: interrupt.signal,
+              model: net, optimizer, loss: segmentationLoss, samples, validation, epochs, startEpoch,
+              batchSize: a.needNum("batch"), shuffle: true, seed,
+              ...(a.has("patience") ? { patience: a.num("patience") } : {}),
+              checkpointPath: bestPath,
+              progress: terminalProgress(process.stderr, { tty: Boolean(process.stderr.isTTY) && !process.env.CI, plainInterval: 10_000 }),
+              onEpoch: async (e) => writeOutput(lastPath, await checkpointBytes({ model: net, optimizer, epoch: e.epoch, config: net.config })),
+            });
+          else console.error(`already trained for ${epochs} epochs (raise --epochs to continue)`);
+        } finally {
+          interrupt.release();
+        }
         // The bundle holds the best weights (the last ones without validation).
         if (existsSync(bestPath)) loadCheckpoint(new Uint8Array(readFileSync(bestPath)), { model: net });
         const seconds = (performance.now() - t0) / 1000;
