@@ -15,9 +15,9 @@ function expectFlat(s: SoakSummary): void {
 
 describe("soak (short)", () => {
   const dev = useDevice();
-  it("200 consecutive segment() calls keep the pool and RSS flat", async () => {
-    const s = await soakInference(dev(), 200, { warmup: 50, every: 5 });
-    expect(s.iterations).toBe(200);
+  it("150 consecutive segment() calls keep the pool and RSS flat", async () => {
+    const s = await soakInference(dev(), 150, { warmup: 20, every: 5 });
+    expect(s.iterations).toBe(150);
     expectFlat(s);
   });
   it("40 training steps keep the pool and RSS flat", async () => {

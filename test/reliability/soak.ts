@@ -4,7 +4,8 @@
 // `npm run soak` (scripts/soak.ts, full counts) and test/reliability/soak.test.ts (short run).
 import v8 from "node:v8";
 import vm from "node:vm";
-import { Adam, Module, bceWithLogitsLoss, buildModel, fit, nn, relu, segment, type Device, type Sample, type Tensor } from "../../src/node.ts";
+import { Adam, bceWithLogitsLoss, buildModel, fit, nn, segment, type Device } from "../../src/node.ts";
+import { TinyNet, blob } from "../graph/fit_data.ts";
 
 export interface Samples {
   /** iteration index of each sample */
@@ -130,40 +131,10 @@ export async function soakInference(device: Device, iterations: number, o: { war
   return rec.summary(iterations, warmup, (performance.now() - t0) / 1000);
 }
 
-class SoakNet extends Module {
-  conv1: nn.Conv3d;
-  bn: nn.BatchNorm;
-  conv2: nn.Conv3d;
-  constructor(d: Device) {
-    super(d);
-    nn.setInitSeed(3);
-    this.conv1 = this.child("conv1", new nn.Conv3d(d, 1, 4, 3, { padding: 1 }));
-    this.bn = this.child("bn", new nn.BatchNorm(d, 4));
-    this.conv2 = this.child("conv2", new nn.Conv3d(d, 4, 1, 1));
-  }
-  forward(x: Tensor): Tensor {
-    return this.conv2.forward(relu(this.bn.forward(this.conv1.forward(x))));
-  }
-}
-
-function blob(seed: number): Sample {
-  const s = 8, data = new Float32Array(s ** 3), target = new Float32Array(s ** 3);
-  let r = seed;
-  const rnd = () => (r = (r * 1103515245 + 12345) >>> 0) / 2 ** 32;
-  const c = [2 + rnd() * 4, 2 + rnd() * 4, 2 + rnd() * 4];
-  for (let i = 0; i < s ** 3; i++) {
-    const z = Math.floor(i / 64), y = Math.floor(i / 8) % 8, x = i % 8;
-    const inside = (z - c[0]!) ** 2 + (y - c[1]!) ** 2 + (x - c[2]!) ** 2 < 5;
-    target[i] = inside ? 1 : 0;
-    data[i] = (inside ? 1 : 0) + 0.3 * (rnd() - 0.5);
-  }
-  return { input: { data, shape: [1, 1, s, s, s] }, target: { data: target, shape: [1, 1, s, s, s] } };
-}
-
 /** `steps` fit() steps (Adam, batch 2, validation each epoch of 4 steps) of a small conv net. */
 export async function soakTraining(device: Device, steps: number, o: { warmup?: number } = {}): Promise<SoakSummary & { firstLoss: number; lastLoss: number }> {
   const warmup = o.warmup ?? Math.max(8, Math.floor(steps / 10));
-  const net = new SoakNet(device);
+  const net = new TinyNet(device);
   const optimizer = new Adam(net.parameters(), { lr: 0.02 });
   const samples = Array.from({ length: 8 }, (_, i) => blob(i + 1));
   const rec = new Recorder(device);
