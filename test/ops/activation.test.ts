@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
-import { Tensor, relu, sigmoid, backward, PulmoError } from "../../src/node.ts";
+import { Tensor, relu, sigmoid, leakyRelu, backward, PulmoError } from "../../src/node.ts";
 
 describe("activation golden cases", () => goldenSuite(["relu", "leaky_relu", "gelu", "sigmoid", "hard_sigmoid", "tanh"]));
 
@@ -24,5 +24,20 @@ describe("activation edge cases", () => {
     const b = relu(x);
     backward([a, b], [Tensor.from(dev(), [1, 1], [2]), Tensor.from(dev(), [1, 1], [2])]);
     expect([...(await x.grad!.read())]).toEqual([0, 2]);
+  });
+  it("vec4 bulk and scalar tail agree with the formula at every length", async () => {
+    for (const n of [1, 3, 4, 63, 64, 65, 67, 200, 4099, 70001]) {
+      const xv = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7) * 3);
+      const dv = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.3));
+      const x = Tensor.from(dev(), xv, [n]);
+      x.requiresGrad = true;
+      const y = leakyRelu(x, 0.1);
+      backward(y, [Tensor.from(dev(), dv, [n])]);
+      const [yv, gv] = [await y.read(), await x.grad!.read()];
+      for (let i = 0; i < n; i++) {
+        expect(yv[i]).toBe(Math.fround(xv[i]! > 0 ? xv[i]! : Math.fround(0.1) * xv[i]!));
+        expect(gv[i]).toBe(Math.fround(dv[i]! * (xv[i]! > 0 ? 1 : Math.fround(0.1))));
+      }
+    }
   });
 });

@@ -39,16 +39,48 @@ export function forEachChunk(tensors: Tensor[], fn: (chunks: Tensor[], n: number
   }
 }
 
+/** Workgroups of 64 invocations for a grid-stride vec4 kernel over `n4` vectors: at most
+ * `cap`, so each invocation of a large launch loops over several vectors. */
+export function gridGroups(n4: number, cap = 1024): number {
+  return Math.min(groups1d(n4), cap);
+}
+
+/** Runs a vec4 entry (`entry4`, bindings `<name>4`, uniform n = vectors) over the largest
+ * multiple of 64 elements and the scalar entry over the rest, chunk by chunk.
+ * `launch(entry, bindings, n)` records one dispatch. */
+export function vec4Launch(
+  tensors: Record<string, Tensor>,
+  launch: (vec4: boolean, bindings: Record<string, Tensor>, n: number) => void,
+): void {
+  const names = Object.keys(tensors);
+  forEachChunk(names.map((k) => tensors[k]!), (chunks, n) => {
+    const bulk = Math.floor(n / 64) * 64;
+    const views: Tensor[] = [];
+    const part = (start: number, count: number, suffix: string) => {
+      const b: Record<string, Tensor> = {};
+      chunks.forEach((c, k) => {
+        const v = start === 0 && count === c.size ? c : c.chunk(start, [count]);
+        if (v !== c) views.push(v);
+        b[names[k]! + suffix] = v;
+      });
+      return b;
+    };
+    if (bulk > 0) launch(true, part(0, bulk, "4"), bulk / 4);
+    if (n > bulk) launch(false, part(bulk, n - bulk, ""), n - bulk);
+    for (const v of views) v.dispose();
+  });
+}
+
 function launchUnary(op: UnaryOp, entry: "main" | "backward", x: Tensor, dy: Tensor | null, alpha: number): Tensor {
   const out = Tensor.empty(x.device, x.shape);
-  forEachChunk(dy ? [x, out, dy] : [x, out], ([xs, ys, ds], n) =>
+  vec4Launch(dy ? { x, y: out, dy } : { x, y: out }, (v4, bindings, n) =>
     x.device.dispatch({
       kernel: "activation/unary",
-      entry,
+      entry: v4 ? `${entry}4` : entry,
       constants: { OP: UNARY[op] },
-      bindings: ds ? { x: xs!, dy: ds, y: ys! } : { x: xs!, y: ys! },
+      bindings,
       uniforms: { n, alpha },
-      workgroups: groups1d(n),
+      workgroups: v4 ? gridGroups(n) : groups1d(n),
       label: label(entry === "main" ? op : `${op}_backward`, x),
     }),
   );
