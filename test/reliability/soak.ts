@@ -13,6 +13,7 @@ export interface Samples {
   poolAllocatedBytes: number[];
   poolInUseBytes: number[];
   rssBytes: number[];
+  heapBytes: number[];
 }
 
 export interface SoakSummary {
@@ -34,13 +35,17 @@ export interface SoakSummary {
   rssGrowthMiB: number;
   /** least-squares slope of RSS over the samples after warm-up, MiB per 1,000 iterations */
   rssSlopeMiBPer1000: number;
+  /** V8 heap in use (after a full collection), median of the first and last fifth, MiB */
+  heapEarlyMiB: number;
+  heapLateMiB: number;
+  heapGrowthMiB: number;
 }
 
 const MiB = 1024 * 1024;
 
 /** A full collection before each RSS sample, so garbage not yet collected does not read as growth
  * (global.gc under --expose-gc, else the same function obtained at run time). */
-const collect: () => void =
+export const collect: () => void =
   (globalThis as { gc?: () => void }).gc ??
   (() => {
     v8.setFlagsFromString("--expose-gc");
@@ -54,7 +59,7 @@ function median(v: number[]): number {
 }
 
 class Recorder {
-  readonly s: Samples = { at: [], poolAllocatedBytes: [], poolInUseBytes: [], rssBytes: [] };
+  readonly s: Samples = { at: [], poolAllocatedBytes: [], poolInUseBytes: [], rssBytes: [], heapBytes: [] };
   created: number[] = [];
   constructor(private device: Device) {}
   sample(i: number): void {
@@ -62,13 +67,16 @@ class Recorder {
     this.s.at.push(i);
     this.s.poolAllocatedBytes.push(this.device.pool.allocatedBytes);
     this.s.poolInUseBytes.push(this.device.pool.inUseBytes);
-    this.s.rssBytes.push(process.memoryUsage().rss);
+    const m = process.memoryUsage();
+    this.s.rssBytes.push(m.rss);
+    this.s.heapBytes.push(m.heapUsed);
     this.created.push(this.device.pool.buffersCreated);
   }
   summary(iterations: number, warmup: number, seconds: number): SoakSummary {
     const k = this.s.at.findIndex((i) => i >= warmup);
     const after = (a: number[]) => a.slice(k);
     const rss = after(this.s.rssBytes);
+    const heap = after(this.s.heapBytes);
     const xs = after(this.s.at);
     const fifth = Math.max(1, Math.floor(rss.length / 5));
     const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -94,6 +102,9 @@ class Recorder {
       rssLateMiB: round(median(rss.slice(-fifth)) / MiB),
       rssGrowthMiB: round((median(rss.slice(-fifth)) - median(rss.slice(0, fifth))) / MiB),
       rssSlopeMiBPer1000: round((slope * 1000) / MiB),
+      heapEarlyMiB: round(median(heap.slice(0, fifth)) / MiB),
+      heapLateMiB: round(median(heap.slice(-fifth)) / MiB),
+      heapGrowthMiB: round((median(heap.slice(-fifth)) - median(heap.slice(0, fifth))) / MiB),
     };
   }
 }

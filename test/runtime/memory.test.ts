@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { useDevice } from "../helpers.ts";
 import { uniformF32 } from "../random.ts";
 import { Tensor, tidy, conv3d, instanceNorm, leakyRelu, backward } from "../../src/node.ts";
+import { collect } from "../reliability/soak.ts";
 
 describe("memory", () => {
   const dev = useDevice();
@@ -36,5 +37,27 @@ describe("memory", () => {
     }
     expect(new Set(allocated.slice(1)).size).toBe(1);
     expect(allocated.at(-1)).toBe(allocated[1]);
+  });
+  it("3,000 reads and flushes leave the JS heap where it was (no reaction kept per wait)", async () => {
+    // Regression: waits raced against one never-settling "device lost" promise, and each race
+    // left a reaction on it holding the result: ~0.65 kB per read, ~2 MiB over this loop.
+    const d = dev();
+    const t = Tensor.from(d, new Float32Array(256).fill(1), [256]);
+    const heap = () => {
+      collect();
+      return process.memoryUsage().heapUsed;
+    };
+    const cycle = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        await t.read();
+        await d.flush();
+      }
+    };
+    await cycle(200); // warm-up: code caches, promise machinery
+    const before = heap();
+    await cycle(3000);
+    const grown = heap() - before;
+    t.dispose();
+    expect(grown).toBeLessThan(512 * 1024);
   });
 });
