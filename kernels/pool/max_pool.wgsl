@@ -7,6 +7,9 @@
 // Trick: the backward is a gather, not a scatter: each input element visits the (at most
 // kd*kh*kw) windows that can contain it and sums dy where that window's argmax is itself, so
 // overlapping windows need no atomics and every dx element is written exactly once.
+// When no two windows share an input (stride >= dilation * (kernel - 1) + 1 in every dim, the
+// default stride = kernel among them) the op zero-fills dx and runs `scatter` instead: one
+// invocation per output writes dy into its argmax, as PyTorch does; no write can collide.
 struct Params {
   ind: vec4<u32>,  // input D, H, W
   outd: vec4<u32>, // output D, H, W
@@ -14,7 +17,7 @@ struct Params {
   s: vec4<u32>,    // stride
   pad: vec4<u32>,  // padding
   dil: vec4<u32>,  // dilation
-  n: u32,          // threads: outputs (forward) or inputs (backward)
+  n: u32,          // threads: outputs (forward, scatter) or inputs (backward)
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -102,4 +105,14 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
   }
   dst[i] = acc;
+}
+
+@compute @workgroup_size(64)
+fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let j = idx[i];
+  if (j == NO_INDEX) { return; }
+  let nc = i / (p.outd.x * p.outd.y * p.outd.z);
+  dst[nc * p.ind.x * p.ind.y * p.ind.z + j] = src[i];
 }

@@ -113,6 +113,24 @@ describe("max pooling against a float64 reference", () => {
     { name: "3d anisotropic kernel/stride with dilation", shape: [1, 3, 4, 9, 8], k: [1, 3, 2], s: [1, 1, 3], p: [0, 1, 1], d: [1, 2, 2] },
     { name: "2d 2x3 stride (1,2) padding (1,1)", shape: [3, 2, 7, 11], k: [2, 3], s: [1, 2], p: [1, 1], d: [1, 1] },
   ];
+  // windows that share no input: the backward scatters into a zero-filled dx
+  const disjoint: typeof cases = [
+    { name: "3d 2x2x2 default stride, odd sizes (uncovered tail)", shape: [2, 3, 5, 7, 9], k: [2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], d: [1, 1, 1] },
+    { name: "3d stride > kernel with padding", shape: [1, 2, 7, 8, 9], k: [3, 2, 3], s: [4, 3, 3], p: [1, 1, 0], d: [1, 1, 1] },
+    { name: "3d dilation 2 kernel 2 stride 3", shape: [1, 2, 6, 7, 8], k: [2, 2, 2], s: [3, 3, 3], p: [0, 1, 0], d: [2, 2, 2] },
+    { name: "2d 3x3 stride 3", shape: [2, 3, 10, 11], k: [3, 3], s: [3, 3], p: [1, 1], d: [1, 1] },
+  ];
+  for (const c of disjoint)
+    it(`${c.name}: forward and backward (scatter over disjoint windows)`, async () => {
+      const x = uniform(prod(c.shape), 6);
+      const nd = c.k.length;
+      const pool = (t: Tensor) => (nd === 3 ? maxPool3d : maxPool2d)(t, { kernel: c.k, stride: c.s, padding: c.p, dilation: c.d });
+      const r = await forwardBackward(dev(), x, c.shape, pool);
+      const ref = maxPoolRef(x, c.shape, c.k, c.s, c.p, c.d, r.dy);
+      expect(r.yShape).toEqual(ref.yShape);
+      expectClose(r.y, ref.y, 0);
+      expectClose(r.dx, ref.dx, 0);
+    });
   for (const c of cases)
     it(`${c.name}: forward and backward (gather over overlapping windows)`, async () => {
       const x = uniform(prod(c.shape), 5);

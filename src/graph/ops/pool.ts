@@ -83,14 +83,16 @@ function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tens
     label: label(op, x),
   });
   const xShape = x.shape;
+  // no input in two windows: scatter dy into the argmaxes of a zero-filled dx
+  const disjoint = geometry.s.every((st, d) => st >= geometry.dil[d]! * (geometry.k[d]! - 1) + 1);
   const result = record(op, y, [x], [idx], (dy, [argmax]) => {
-    const dx = Tensor.empty(device, xShape);
+    const dx = disjoint ? Tensor.zeros(device, xShape) : Tensor.empty(device, xShape);
     device.dispatch({
       kernel: "pool/max_pool",
-      entry: "backward",
+      entry: disjoint ? "scatter" : "backward",
       bindings: { src: dy, idx: argmax!, dst: dx },
-      uniforms: { ...geometry, n: numel(xShape) },
-      workgroups: groups1d(dx.size),
+      uniforms: { ...geometry, n: disjoint ? dy.size : numel(xShape) },
+      workgroups: groups1d(disjoint ? dy.size : dx.size),
       label: label(`${op}_backward`, dy),
     });
     return [dx];
