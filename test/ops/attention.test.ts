@@ -172,6 +172,22 @@ describe("grid_sample3d against a float64 reference (shapes not in the golden se
 
 describe("ms_deform_attn3d against a float64 reference (shapes not in the golden set)", () => {
   const dev = useDevice();
+  it("channel blocks: Dh 12 (vec4 path, partial last block) and Dh 7 (scalar path), forward and grad value", async () => {
+    const d = dev();
+    const shapes: SpatialShape3d[] = [[3, 4, 2], [1, 2, 3]];
+    const Lq = 4, nP = 2;
+    for (const Dh of [12, 7]) {
+      const t = deformInputs(9, 2, shapes, 3, Dh, Lq, nP);
+      const value = Tensor.from(d, t.value, t.vs), loc = Tensor.from(d, t.loc, t.ls), attn = Tensor.from(d, t.attn, t.as);
+      value.requiresGrad = true;
+      const y = msDeformAttn3d(value, shapes, loc, attn);
+      expect(y.shape).toEqual([2, Lq, 3 * Dh]);
+      expectClose(await y.read(), deformRef(t.value, t.vs, shapes, t.loc, Lq, nP, t.attn), 1e-5, `y (Dh ${Dh})`);
+      backward(y, [Tensor.from(d, t.dy, y.shape)]);
+      const gv = finiteDiff(t.value, (v) => deformRef(v, t.vs, shapes, t.loc, Lq, nP, t.attn), t.dy);
+      expectClose(await value.grad!.read(), gv, 1e-5, `grad value (Dh ${Dh})`);
+    }
+  });
   it("three levels, two heads: forward and all three gradients (finite differences)", async () => {
     const d = dev();
     const shapes: SpatialShape3d[] = [[3, 4, 2], [2, 2, 3], [1, 1, 1]];

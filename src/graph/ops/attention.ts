@@ -15,6 +15,8 @@ const RADIX_BITS = 4;
 const SCAN_TILE = 1024; // elements per workgroup in scan.wgsl
 /** levels the ms_deform_attn3d uniform struct holds */
 export const MAX_LEVELS = 16;
+/** channels per invocation of the ms_deform_attn3d forward (override CPI, at most 16) */
+const FWD_CPI = 8;
 
 function bitLength(v: number): number {
   return v <= 0 ? 0 : Math.floor(Math.log2(v)) + 1;
@@ -36,7 +38,7 @@ function exclusiveScan(device: Device, data: Tensor, n: number): void {
 
 /** Stable sort of entry ids 0..n-1 by `keys` (values < 2^keyBits). Takes ownership of `keys`;
  * returns the sorted keys and the entry ids in that order (the caller disposes both). */
-function sortEntries(device: Device, keys: Tensor, n: number, keyBits: number): { keys: Tensor; order: Tensor } {
+export function sortEntries(device: Device, keys: Tensor, n: number, keyBits: number): { keys: Tensor; order: Tensor } {
   const blocks = Math.ceil(n / SORT_BLOCK);
   const passes = Math.max(1, Math.ceil(keyBits / RADIX_BITS));
   const hist = Tensor.empty(device, [16 * blocks], "u32", "radix histogram");
@@ -267,11 +269,20 @@ export function msDeformAttn3d(
   const levels = spatialShapes.flatMap(([d, h, w], l) => [d, h, w, starts[l]!]);
   const dims = { Lq, S, nH, Dh, nL, nP, levels };
   const y = Tensor.empty(device, [N, Lq, nH * Dh], "f32", op);
+  // one invocation per (n, q, h) and block of CPI channels (sample geometry shared by the
+  // block); with Dh % 4 == 0 the block is read and written as vec4s (entry main4)
+  const vec4 = Dh % 4 === 0 && FWD_CPI % 4 === 0;
+  const cpi = vec4 ? Math.min(FWD_CPI, Dh) : Math.min(FWD_CPI, Math.max(Dh, 1));
+  const invocations = N * Lq * nH * Math.ceil(Dh / cpi);
   device.dispatch({
     kernel: "attention/ms_deform_attn3d",
-    bindings: { value, loc: samplingLocations, attn: attentionWeights, y },
-    uniforms: { total: y.size, ...dims },
-    workgroups: groups1d(y.size),
+    entry: vec4 ? "main4" : "main",
+    constants: { CPI: cpi },
+    bindings: vec4
+      ? { value4: value, loc: samplingLocations, attn: attentionWeights, y4: y }
+      : { value, loc: samplingLocations, attn: attentionWeights, y },
+    uniforms: { total: invocations, ...dims },
+    workgroups: groups1d(invocations),
     label: label(op, value, samplingLocations, attentionWeights),
   });
   const wantValue = value.requiresGrad;
