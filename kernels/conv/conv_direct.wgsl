@@ -3,6 +3,8 @@
 // with g = oc / cout_g. Serves conv forward and conv-transpose's grad input (the transposed
 // weight [Cin, Cout/g, k] is exactly a direct conv's [OC, IC/g, k]).
 // Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
+// Element type: x, w, bias and y hold `elem` (f32 here; the loader's "f16" variant swaps the
+// alias line, src/runtime/kernels.ts), loaded with f32(...) and accumulated in f32 either way.
 // Trick: register blocking. Each invocation computes OCB output channels (override: 4, 8 or 16)
 // of one output position, so every x value is loaded once for OCB FMAs; a workgroup shares one
 // (n, channel block), so weight reads are uniform across it (one scalar load broadcast to all
@@ -13,6 +15,7 @@
 // computed once per invocation, so the inner loop carries no branches.
 override OCB: u32 = 4u;  // output channels per invocation, a multiple of 4 (at most 16)
 override VOX: u32 = 1u;  // consecutive outputs along W per invocation: 1 or 4 (VOX * OCB <= 32)
+alias elem = f32;
 struct Params {
   batch: u32,
   cin: u32,     // channels of x
@@ -32,10 +35,10 @@ struct Params {
   dil: vec4<u32>,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
 // Taps k in [lo, hi) with 0 <= start + k*d < size (start may be negative).
 fn tap_range(start: i32, d: i32, k: i32, size: i32) -> vec2<i32> {
@@ -103,9 +106,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var wi = kdh + kw;
         for (var ic = 0u; ic < p.cin_g; ic++) {
           var xv: array<f32, 4>;
-          for (var r = 0u; r < VOX; r++) { xv[r] = select(0.0, x[xi[r]], ok[r]); }
+          for (var r = 0u; r < VOX; r++) { xv[r] = select(0.0, f32(x[xi[r]]), ok[r]); }
           for (var j = 0u; j < OCB / 4u; j++) {
-            let wv = vec4<f32>(w[wo[4u * j] + wi], w[wo[4u * j + 1u] + wi], w[wo[4u * j + 2u] + wi], w[wo[4u * j + 3u] + wi]);
+            let wv = vec4<f32>(f32(w[wo[4u * j] + wi]), f32(w[wo[4u * j + 1u] + wi]), f32(w[wo[4u * j + 2u] + wi]), f32(w[wo[4u * j + 3u] + wi]));
             for (var r = 0u; r < VOX; r++) { acc[r * (OCB / 4u) + j] += xv[r] * wv; }
           }
           for (var r = 0u; r < VOX; r++) { xi[r] += p.isz.w; }
@@ -120,8 +123,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       for (var j = 0u; j < OCB; j++) {
         if (j < nvalid) {
           var v = acc[r * (OCB / 4u) + j / 4u][j % 4u];
-          if (p.use_bias != 0u) { v += bias[oc0 + j]; }
-          y[yrow + r + j * p.osz.w] = v;
+          if (p.use_bias != 0u) { v += f32(bias[oc0 + j]); }
+          y[yrow + r + j * p.osz.w] = elem(v);
         }
       }
     }

@@ -5,11 +5,14 @@
 // [Cout, Cin/g, k] is exactly a transposed conv's [IC, OC/g, k]); every output element sums
 // what reaches it, so no atomics are needed.
 // Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
+// Element type: x, w, bias and y hold `elem` (f32 here; the loader's "f16" variant swaps the
+// alias line, src/runtime/kernels.ts), loaded with f32(...) and accumulated in f32 either way.
 // Trick: per dim only taps with (o + pad - k*dil) divisible by stride contribute; they are
 // periodic in k with period kstep = stride / gcd(stride, dil), so each loop starts at the first
 // such tap and steps by kstep instead of testing every tap. OCB output channels per invocation
 // (register blocking, uniform weight loads) as in conv_direct.wgsl.
 override OCB: u32 = 4u;  // output channels per invocation, a multiple of 4 (at most 16)
+alias elem = f32;
 struct Params {
   batch: u32,
   cin: u32,     // channels of x
@@ -29,10 +32,10 @@ struct Params {
   kstep: vec4<u32>,  // stride / gcd(stride, dil) per dim
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
 // First tap k whose input offset t0 - k*d is a non-negative multiple of s; k_max if none.
 fn first_tap(t0: i32, s: i32, d: i32, kstep: i32, k_max: i32) -> i32 {
@@ -106,9 +109,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var xi = xh + u32(iw);
         var wi = kdh + u32(kw);
         for (var ic = 0u; ic < p.cin_g; ic++) {
-          let xv = x[xi];
+          let xv = f32(x[xi]);
           for (var j = 0u; j < OCB / 4u; j++) {
-            acc[j] += xv * vec4<f32>(w[wo[4u * j] + wi], w[wo[4u * j + 1u] + wi], w[wo[4u * j + 2u] + wi], w[wo[4u * j + 3u] + wi]);
+            acc[j] += xv * vec4<f32>(f32(w[wo[4u * j] + wi]), f32(w[wo[4u * j + 1u] + wi]), f32(w[wo[4u * j + 2u] + wi]), f32(w[wo[4u * j + 3u] + wi]));
           }
           xi += p.isz.w;
           wi += wstride;
@@ -120,8 +123,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   for (var j = 0u; j < OCB; j++) {
     if (j < nvalid) {
       var v = acc[j / 4u][j % 4u];
-      if (p.use_bias != 0u) { v += bias[oc0 + j]; }
-      y[yi + j * p.osz.w] = v;
+      if (p.use_bias != 0u) { v += f32(bias[oc0 + j]); }
+      y[yi + j * p.osz.w] = elem(v);
     }
   }
 }

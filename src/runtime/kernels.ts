@@ -70,12 +70,73 @@ function withIncludes(name: string, code: string, seen = new Set<string>([name])
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Element-type variants. A kernel that can run on another storage type declares its element type
+// on one line of its own, `alias elem = f32;`, and uses `elem` for the arrays that change (loads
+// widen with `f32(...)`, stores narrow with `elem(...)`, so f32 accumulation is the same code in
+// both). The variant "f16" of kernel K is named `K@f16` (kernelName(K, "f16")): the loader
+// prepends `enable f16;` and swaps that one line for `alias elem = f16;`. Nothing else in the
+// source changes, so the reflected bind layout, uniforms and overrides are those of the f32 file,
+// and the variant is a pipeline (and shader module) of its own, keyed by its name. It needs a
+// device created with the 'shader-f16' feature; PipelineCache refuses it otherwise.
+
+/** Element-type variants a kernel may be instantiated in (besides its own f32 source). */
+export type KernelVariant = "f16";
+const VARIANTS: Record<KernelVariant, { enable: string; alias: string; feature: GPUFeatureName }> = {
+  f16: { enable: "enable f16;", alias: "alias elem = f16;", feature: "shader-f16" },
+};
+const ELEM_ALIAS = /^alias elem = f32;[ \t]*(\/\/.*)?$/gm;
+
+/** The kernel name that selects `variant` of `kernel` (the kernel itself for null / "f32"). */
+export function kernelName(kernel: string, variant: KernelVariant | "f32" | null): string {
+  return variant && variant !== "f32" ? `${kernel}@${variant}` : kernel;
+}
+
+function splitVariant(name: string): { base: string; variant: KernelVariant | null } {
+  const at = name.lastIndexOf("@");
+  if (at < 0) return { base: name, variant: null };
+  const variant = name.slice(at + 1);
+  if (!(variant in VARIANTS)) throw new PulmoError(`kernel ${name}: unknown variant '${variant}' (known: ${Object.keys(VARIANTS).join(", ")})`);
+  return { base: name.slice(0, at), variant: variant as KernelVariant };
+}
+
+/** Throws a PulmoError naming `feature` unless `gpu` was created with it (ops call this before
+ * recording anything, so a device without 'shader-f16' refuses f16 work cleanly). */
+export function requireFeature(gpu: GPUDevice, feature: GPUFeatureName, what: string): void {
+  if (!gpu.features.has(feature))
+    throw new PulmoError(
+      `${what} needs the WebGPU feature '${feature}', which this device was not created with (the adapter lacks it, or the device was requested without it)`,
+    );
+}
+
+/** The WebGPU feature a kernel (variant) needs, or null. */
+export function kernelFeature(name: string): GPUFeatureName | null {
+  const { variant } = splitVariant(name);
+  return variant ? VARIANTS[variant].feature : null;
+}
+
+function variantCode(name: string, code: string, variant: KernelVariant): string {
+  const lines = code.match(ELEM_ALIAS) ?? [];
+  if (lines.length !== 1)
+    throw new PulmoError(`kernel ${name}: a '${variant}' variant needs exactly one 'alias elem = f32;' line, found ${lines.length}`);
+  const v = VARIANTS[variant];
+  return `${v.enable}\n${code.replace(ELEM_ALIAS, v.alias)}`;
+}
+
 const cache = new Map<string, KernelInfo>();
 
-/** Loads and reflects a kernel once: its bind-group layout comes from the WGSL itself. */
+/** Loads and reflects a kernel once: its bind-group layout comes from the WGSL itself. A name
+ * `K@f16` is kernel K's f16 variant (see above): K's reflection with the variant's code. */
 export function kernelInfo(name: string): KernelInfo {
   const hit = cache.get(name);
   if (hit) return hit;
+  const { base, variant } = splitVariant(name);
+  if (variant) {
+    const info = kernelInfo(base);
+    const v: KernelInfo = { ...info, name, code: variantCode(name, info.code, variant) };
+    cache.set(name, v);
+    return v;
+  }
   if (!loader) throw new PulmoError("no kernel source loader registered (import pulmo's node or browser entry)");
   const code = withIncludes(name, loader(name));
   const reflect = new WgslReflect(code);
@@ -129,6 +190,9 @@ export class PipelineCache {
     const key = `${name}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;
     const hit = this.pipelines.get(key);
     if (hit) return hit;
+    const feature = kernelFeature(name);
+    if (feature && !this.device.features.has(feature))
+      throw new PulmoError(`kernel ${name} needs the WebGPU feature '${feature}', which this device was not created with`);
     const info = kernelInfo(name);
     const used = info.entries.get(entry);
     if (!used) throw new PulmoError(`kernel ${name} has no compute entry point '${entry}'`);

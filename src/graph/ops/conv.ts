@@ -5,8 +5,14 @@
 //   kernels/conv/conv_transposed.wgsl  conv-transpose forward, strided conv grad input (gather, no atomics)
 //   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
 //   kernels/conv/conv_reduce.wgsl      bias-gradient partials and the chunk reduction
+// f16: conv2d/conv3d and conv_transpose2d/3d forward also take f16 x, weight and bias (all three
+// f16, e.g. through cast()), on a device with 'shader-f16': the same two gather kernels in their
+// "f16" variant (f16 loads and stores, f32 accumulation: src/runtime/kernels.ts), output f16.
+// That path is forward-only (no gradient is recorded; an input that needs one is refused) and
+// does not split over the storage-binding limit.
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
-import { record } from "../tape.ts";
+import { kernelName, requireFeature } from "../../runtime/kernels.ts";
+import { needsGrad, record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
 import { convDepthSlabs, recordConvSplit } from "./split.ts";
 
@@ -72,10 +78,25 @@ function spatial3(t: Tensor): V3 {
   return to3(t.shape.slice(2) as number[], 1);
 }
 
+/** The f16 forward's checks: every operand f16 and alive, the device has 'shader-f16', no gradient. */
+function checkHalf(op: string, x: Tensor, weight: Tensor, bias: Tensor | null | undefined): void {
+  for (const [name, t] of [["x", x], ["weight", weight], ["bias", bias]] as const) {
+    if (!t) continue;
+    if (t.dtype !== "f16") throw new PulmoError(`${op}: 'x' is f16, so '${name}' must be f16 too (cast it), got ${t.dtype}`);
+    if (t.isDisposed) throw new PulmoError(`${op}: '${name}' was disposed`);
+  }
+  requireFeature(x.device.gpu, "shader-f16", `${op} on f16 tensors`);
+  if (needsGrad(x, weight, bias))
+    throw new PulmoError(`${op}: the f16 path is forward-only; run it under noGrad() or inputs that need no gradient, or in f32`);
+}
+
 function checkCommon(op: string, nd: number, x: Tensor, weight: Tensor, bias: Tensor | null | undefined): void {
-  expectFloat(op, "x", x);
-  expectFloat(op, "weight", weight);
-  if (bias) expectFloat(op, "bias", bias);
+  if (x.dtype === "f16") checkHalf(op, x, weight, bias);
+  else {
+    expectFloat(op, "x", x);
+    expectFloat(op, "weight", weight);
+    if (bias) expectFloat(op, "bias", bias);
+  }
   expectSameDevice(op, x, weight, bias);
   expectRank(op, "x", x, nd + 2);
   expectRank(op, "weight", weight, nd + 2);
@@ -90,7 +111,7 @@ function checkCommon(op: string, nd: number, x: Tensor, weight: Tensor, bias: Te
 /** conv_direct (transposed = false) or conv_transposed: y [batch, cout, ...outSize]. */
 function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | null, cout: number, outShape: number[], g: Geometry, name: string): Tensor {
   const device = x.device;
-  const y = Tensor.empty(device, outShape, "f32", name);
+  const y = Tensor.empty(device, outShape, x.dtype, name);
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
   const osz = to3(outShape.slice(2), 1);
@@ -121,7 +142,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   if (transposed) uniforms.kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
   else uniforms.wtiles = wtiles;
   device.dispatch({
-    kernel: transposed ? "conv/conv_transposed" : "conv/conv_direct",
+    kernel: kernelName(transposed ? "conv/conv_transposed" : "conv/conv_direct", x.dtype === "f16" ? "f16" : null),
     constants: transposed ? { OCB: ocb } : { OCB: ocb, VOX: vox },
     bindings: { x, w, bias: bias ?? w, y },
     uniforms,
@@ -285,7 +306,9 @@ function convOp(op: string, transposed: boolean, x: Tensor, weight: Tensor, bias
   const cin = x.shape[1]!;
   const outShape = [g.batch, cout, ...outSp];
   const limit = x.device.limits.maxBindingBytes;
-  const oversized = x.bytes > limit || numel(outShape) * 4 > limit;
+  const oversized = x.bytes > limit || numel(outShape) * (x.dtype === "f16" ? 2 : 4) > limit;
+  if (oversized && x.dtype === "f16")
+    throw new PulmoError(`${op}: the f16 path does not split over the ${limit}-byte storage binding limit (${shapeStr(x.shape)} → ${shapeStr(outShape)}); use f32`);
   if (oversized) return recordConvSplit(op, transposed, convForwardSplit(op, transposed, x, weight, bias, cout, outShape, g), x, weight, bias, g);
   const y = launchGather(transposed, x, weight, bias, cout, outShape, g, op);
   const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
