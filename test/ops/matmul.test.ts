@@ -72,6 +72,8 @@ describe("matmul against a float64 reference", () => {
     ["vector @ batched matrix", [6], [2, 6, 5], [2, 5]],
     ["matrix @ vector", [4, 7], [7], [4]],
     ["vector @ vector", [7], [7], []],
+    // register blocks: partial 8-row blocks, two 512-column tiles, K = 13 (no multiple of 4)
+    ["partial register blocks over two column tiles", [19, 13], [13, 600], [19, 600]],
   ];
   for (const [name, as, bs, ys] of cases)
     it(`${name}: ${JSON.stringify(as)} @ ${JSON.stringify(bs)}, forward and both gradients`, async () => {
@@ -147,6 +149,7 @@ describe("linear against a float64 reference", () => {
     [[3, 4, 19], 21, true],
     [[40, 33], 9, false],
     [[5], 3, true],
+    [[2, 35, 11], 520, true], // two 512-column tiles forward, K = 70 rows for the weight gradient
   ] as [number[], number, boolean][])
     it(`x ${JSON.stringify(xs)} → ${out} features${withBias ? " with bias" : ""}`, async () => {
       const d = dev();
@@ -175,6 +178,15 @@ describe("matmul over more batches than one dispatch dimension allows", () => {
     const [a, ah] = param(d, [10, 3, 5], 31, false);
     const [b, bh] = param(d, [10, 5, 2], 32, false);
     expectClose(await matmul(a, b).read(), refMatmul(ah, [10, 3, 5], bh, [10, 5, 2], null).y);
+  });
+  it("spreads more row/column tiles than one dimension allows over x and y", async () => {
+    const d = dev();
+    const [a1, a1h] = param(d, [2, 37, 9], 33, false); // folded: 74 rows = 10 tiles of 8 rows
+    const [b, bh] = param(d, [9, 70], 34, false);
+    expectClose(await matmul(a1, b).read(), refMatmul(a1h, [2, 37, 9], bh, [9, 70], null).y);
+    const [a, ah] = param(d, [6, 37, 9], 35, false); // 5 tiles per batch, 6 batches over z
+    const [c, ch] = param(d, [6, 9, 37], 36, false);
+    expectClose(await matmul(a, c).read(), refMatmul(ah, [6, 37, 9], ch, [6, 9, 37], null).y);
   });
 });
 

@@ -1,4 +1,4 @@
-// Batched matmul and linear on the tiled GEMM of kernels/matmul/matmul.wgsl. Backward rules are
+// Batched matmul and linear on the register-tiled GEMM of kernels/matmul/matmul.wgsl. Backward rules are
 // GEMMs reading operands transposed in place (TRANS_A / TRANS_B), summed over broadcast batch dims.
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
@@ -6,7 +6,13 @@ import { overBindingLimit, splitRows, unsplittable } from "./split.ts";
 import { contiguousStrides, expectFloat, expectRank, expectSameDevice, label } from "../launch.ts";
 import { broadcastShapes, sumToShape } from "./elementwise.ts";
 
-const TILE = 32;
+/** Lanes per workgroup along N (kernels/matmul/matmul.wgsl's workgroup size). */
+const LANES = 64;
+/** Largest register block per invocation (rows x columns), the kernel's array bounds. */
+const MAX_RM = 8;
+const MAX_RN = 8;
+/** Smallest power of two >= n, capped at `max`. */
+const block = (n: number, max: number) => Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
 /** Coalesced batch dims the kernel decodes (one vec4 of the uniform). */
 const MAX_BATCH_DIMS = 4;
 
@@ -63,21 +69,31 @@ export function gemm(
   while (dims.length < MAX_BATCH_DIMS) dims.unshift({ e: 1, a: 0, b: 0 });
   const total = numel(batch);
   const maxZ = a.device.limits.maxWorkgroupsPerDim;
+  // Register block: up to 8 rows x 8 columns per invocation, smaller for small M or N so that
+  // tiny products do not compute mostly clamped rows/columns.
+  const RM = block(M, MAX_RM);
+  const RN = block(Math.ceil(N / LANES), MAX_RN);
+  const tilesN = Math.ceil(N / (LANES * RN));
+  const tiles = tilesN * Math.ceil(M / RM);
+  const max = a.device.limits.maxWorkgroupsPerDim;
+  const ty = Math.ceil(tiles / max);
   for (let batch0 = 0; batch0 < total; batch0 += maxZ) {
     a.device.dispatch({
       kernel: "matmul/matmul",
-      constants: { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, BIAS: bias ? 1 : 0 },
+      constants: { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, BIAS: bias ? 1 : 0, RM, RN },
       bindings: { a, b, bias: bias ?? a, c: y },
       uniforms: {
         M,
         N,
         K,
         batch0,
+        tiles_n: tilesN,
+        tiles,
         bshape: dims.map((d) => d.e),
         astr: dims.map((d) => d.a),
         bstr: dims.map((d) => d.b),
       },
-      workgroups: [Math.ceil(N / TILE), Math.ceil(M / TILE), Math.min(maxZ, total - batch0)],
+      workgroups: [Math.ceil(tiles / ty), ty, Math.min(maxZ, total - batch0)],
       label: label(op, a, b),
     });
   }
