@@ -2,19 +2,21 @@
 // (n, q, h, l, p) reduces over the Dh channels to write
 //   grad_attn[s] = sum_c dy[n,q,h*Dh+c] * sample_c                              (WANT_ATTN)
 //   grad_loc[s]  = attn[s] * sum_c dy * d(sample_c)/d(pos) * (W, H, D)          (WANT_LOC)
-// and the 8 scatter entries of the sample for grad_value (WANT_VALUE): keys[8s+k] = value row
-// (n*S + start + vox)*nH + h of corner k (num_keys when outside), weights[8s+k] =
-// attn * trilinear weight; entry 8s+k's id is implicit (the sort's first pass numbers them). The entries are sorted by key and gathered
-// (segment_gather.wgsl): no float atomics, and a fixed summation order.
-// Bindings: 0 uniforms (as ms_deform_attn3d.wgsl + num_keys), 1 value, 2 loc, 3 attn,
-// 4 dy [N, Lq, nH*Dh], 5 grad_loc, 6 grad_attn, 7 keys, 8 weights (7-8: [8 * samples]).
+// and, for grad_value (WANT_VALUE), the sample's key and geometry: sample_keys[s] = the padded
+// base voxel of its 2×2×2 corner cell, (n*Sp + pad_start[l] + ((z0+1)*(H+1) + y0+1)*(W+1) + x0+1)*nH + h
+// (num_keys when no corner is inside), sample_geo[s] = (frac x, frac y, frac z, attn). The
+// samples are stably sorted by key, and ms_deform_attn3d_value_grad.wgsl gathers, for each value
+// row and corner k, the samples whose base is the row's voxel minus k's offset: no float
+// atomics, a fixed summation order, and one sort entry per sample instead of eight.
+// Bindings: 0 uniforms (as ms_deform_attn3d.wgsl + num_keys, pad_starts, Sp), 1 value, 2 loc,
+// 3 attn, 4 dy [N, Lq, nH*Dh], 5 grad_loc, 6 grad_attn, 7 sample_keys, 8 sample_geo ([samples]).
 // Trick: an out-of-range sample is moved to voxel coordinate -2, where all 8 corners fail the
-// bounds test, so it still writes its 8 (empty) entries and zero gradients on the common path.
+// bounds test, so it still writes its (empty) key and zero gradients on the common path.
 override WANT_VALUE: bool = true;
 override WANT_LOC: bool = true;
 override WANT_ATTN: bool = true;
 struct Params { total: u32, Lq: u32, S: u32, nH: u32, Dh: u32, nL: u32, nP: u32, num_keys: u32,
-                levels: array<vec4<u32>, 16> }
+                levels: array<vec4<u32>, 16>, pad_starts: array<vec4<u32>, 4>, Sp: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> value: array<f32>;
 @group(0) @binding(2) var<storage, read> loc: array<f32>;
@@ -22,8 +24,8 @@ struct Params { total: u32, Lq: u32, S: u32, nH: u32, Dh: u32, nL: u32, nP: u32,
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grad_loc: array<f32>;
 @group(0) @binding(6) var<storage, read_write> grad_attn: array<f32>;
-@group(0) @binding(7) var<storage, read_write> keys: array<u32>;
-@group(0) @binding(8) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(7) var<storage, read_write> sample_keys: array<u32>;
+@group(0) @binding(8) var<storage, read_write> sample_geo: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -42,6 +44,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let f0 = floor(pos);
   let fr = pos - f0;
   let c0 = vec3<i32>(f0);
+  if (WANT_VALUE) {
+    // base corner in [-1, size - 1] on every axis ⇔ some corner is inside
+    let ok = all(c0 >= vec3<i32>(-1)) && all(c0 < size);
+    let ps = vec3<u32>(size + vec3<i32>(1));
+    let b = vec3<u32>(select(vec3<i32>(0), c0 + vec3<i32>(1), ok));
+    let pstart = p.pad_starts[l / 4u][l % 4u];
+    let key = (n * p.Sp + pstart + (b.z * ps.y + b.y) * ps.x + b.x) * p.nH + h;
+    sample_keys[s] = select(p.num_keys, key, ok);
+    sample_geo[s] = vec4<f32>(fr, a);
+  }
   var g = vec3<f32>(0.0);
   var ga = 0.0;
   for (var k = 0u; k < 8u; k++) {
@@ -52,11 +64,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let w3 = select(1.0 - fr, fr, one);
     let w = w3.x * w3.y * w3.z;
     let row = select(0u, (n * p.S + lv.w + (u32(cc.z) * lv.y + u32(cc.y)) * lv.z + u32(cc.x)) * p.nH + h, inside);
-    if (WANT_VALUE) {
-      let e = 8u * s + k;
-      keys[e] = select(p.num_keys, row, inside);
-      weights[e] = a * w;
-    }
     if ((WANT_LOC || WANT_ATTN) && inside) {
       var dot = 0.0; // sum_c dy_c * value_c at this corner
       for (var c = 0u; c < p.Dh; c++) {

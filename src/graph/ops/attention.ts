@@ -17,6 +17,8 @@ const SCAN_TILE = 1024; // elements per workgroup in scan.wgsl
 export const MAX_LEVELS = 16;
 /** channels per invocation of the ms_deform_attn3d forward (override CPI, at most 16) */
 const FWD_CPI = 8;
+/** channels per invocation of ms_deform_attn3d's grad-value gather (override CPI, at most 16) */
+const GRAD_CPI = 8;
 
 function bitLength(v: number): number {
   return v <= 0 ? 0 : Math.floor(Math.log2(v)) + 1;
@@ -118,6 +120,59 @@ function gatherEntries(
   sorted.keys.dispose();
   sorted.order.dispose();
   offsets.dispose();
+  return grad;
+}
+
+/** ms_deform_attn3d's grad value from the backward's per-sample keys (consumed) and geometry
+ * (left to the caller): stable sort of the samples by key, segment bounds, the sorted geometry
+ * and dy rows laid out in order, then one gather per (value row, channel block) over the 8
+ * neighbouring base cells (kernels/attention/ms_deform_attn3d_value_grad.wgsl). */
+function deformValueGrad(
+  device: Device,
+  keys: Tensor,
+  geo: Tensor,
+  n: number,
+  numKeys: number,
+  dy: Tensor,
+  shape: readonly number[],
+  d: { S: number; nH: number; Dh: number; nL: number; nP: number; levels: number[]; padStarts: number[]; Sp: number },
+): Tensor {
+  const grad = Tensor.empty(device, shape, "f32", "ms_deform_attn3d grad value");
+  const sorted = sortEntries(device, keys, n, bitLength(numKeys));
+  const offsets = Tensor.empty(device, [numKeys + 1], "u32", "segment offsets");
+  device.dispatch({
+    kernel: "attention/segments",
+    bindings: { sorted_keys: sorted.keys, offsets },
+    uniforms: { n, num_keys: numKeys },
+    workgroups: groups1d(numKeys + 1),
+    label: `ms_deform_attn3d_segments([${n}])`,
+  });
+  sorted.keys.dispose();
+  const sortedGeo = Tensor.empty(device, [n, 4], "f32", "sorted geometry");
+  const sortedQ = Tensor.empty(device, [n], "u32", "sorted dy rows");
+  const rows = grad.size / Math.max(d.Dh, 1);
+  const vec4 = d.Dh % 4 === 0 && GRAD_CPI % 4 === 0;
+  const cpi = vec4 ? Math.min(GRAD_CPI, d.Dh) : Math.min(GRAD_CPI, d.Dh);
+  const total = rows * Math.ceil(d.Dh / cpi);
+  const uniforms = { n, nA: d.nL * d.nP, S: d.S, nH: d.nH, Dh: d.Dh, nL: d.nL, Sp: d.Sp, levels: d.levels, pad_starts: d.padStarts };
+  device.dispatch({
+    kernel: "attention/ms_deform_attn3d_value_grad",
+    entry: "permute",
+    bindings: { order: sorted.order, sample_geo: geo, sorted_geo: sortedGeo, sorted_q: sortedQ },
+    uniforms: { total, ...uniforms },
+    workgroups: groups1d(n),
+    label: `ms_deform_attn3d_permute([${n}])`,
+  });
+  device.dispatch({
+    kernel: "attention/ms_deform_attn3d_value_grad",
+    entry: vec4 ? "main4" : "main",
+    constants: { CPI: cpi },
+    bindings: vec4 ? { sorted_geo: sortedGeo, sorted_q: sortedQ, offsets, dy4: dy, grad4: grad } : { sorted_geo: sortedGeo, sorted_q: sortedQ, offsets, dy, grad },
+    uniforms: { total, ...uniforms },
+    workgroups: groups1d(total),
+    label: `ms_deform_attn3d_value_grad(${shapeStr(shape)})`,
+  });
+  for (const t of [sorted.order, offsets, sortedGeo, sortedQ]) t.dispose();
   return grad;
 }
 
@@ -293,29 +348,36 @@ export function msDeformAttn3d(
   const attnShape = [...attentionWeights.shape];
   return record(op, y, [value, samplingLocations, attentionWeights], [value, samplingLocations, attentionWeights], (dy, [vs, ls, as]) => {
     const samples = N * Lq * nH * nL * nP;
-    const numKeys = N * S * nH; // value rows (n, s, h)
+    // grad value: samples keyed by the padded base voxel of their corner cell, (D+1)(H+1)(W+1) per level
+    const padStarts: number[] = [];
+    let Sp = 0;
+    for (const [d, h, w] of spatialShapes) {
+      padStarts.push(Sp);
+      Sp += (d + 1) * (h + 1) * (w + 1);
+    }
+    const numKeys = N * Sp * nH;
     const needValue = wantValue && samples > 0 && Dh > 0;
     const gradLoc = wantLoc ? Tensor.empty(device, locShape, "f32", "grad loc") : unused(device);
     const gradAttn = wantAttn ? Tensor.empty(device, attnShape, "f32", "grad attn") : unused(device);
-    const keys = needValue ? Tensor.empty(device, [8 * samples], "u32", "entry keys") : unused(device, "u32");
-    const weights = needValue ? Tensor.empty(device, [8 * samples], "f32", "entry weights") : unused(device);
+    const keys = needValue ? Tensor.empty(device, [samples], "u32", "sample keys") : unused(device, "u32");
+    const geo = needValue ? Tensor.empty(device, [samples, 4], "f32", "sample geometry") : Tensor.empty(device, [4], "f32", "unused");
+    const bdims = { ...dims, num_keys: numKeys, pad_starts: padStarts, Sp };
     if (needValue || wantLoc || wantAttn)
       device.dispatch({
         kernel: "attention/ms_deform_attn3d_backward",
         constants: { WANT_VALUE: needValue ? 1 : 0, WANT_LOC: wantLoc ? 1 : 0, WANT_ATTN: wantAttn ? 1 : 0 },
-        bindings: { value: vs!, loc: ls!, attn: as!, dy, grad_loc: gradLoc, grad_attn: gradAttn, keys, weights },
-        uniforms: { total: samples, ...dims, num_keys: numKeys },
+        bindings: { value: vs!, loc: ls!, attn: as!, dy, grad_loc: gradLoc, grad_attn: gradAttn, sample_keys: keys, sample_geo: geo },
+        uniforms: { total: samples, ...bdims },
         workgroups: groups1d(samples),
         label: label(`${op}_backward`, vs, ls, as),
       });
     let gradValue: Tensor | null = null;
-    if (needValue)
-      gradValue = gatherEntries(device, op, keys, weights, numKeys, dy, valueShape, { C: Dh, V: 1, A: nL * nP, B: Dh, Cs: 1, Ms: 0 });
+    if (needValue) gradValue = deformValueGrad(device, keys, geo, samples, numKeys, dy, valueShape, { S, nH, Dh, nL, nP, levels, padStarts, Sp });
     else {
       keys.dispose();
       if (wantValue) gradValue = Tensor.zeros(device, valueShape);
     }
-    weights.dispose();
+    geo.dispose();
     if (!wantLoc) gradLoc.dispose();
     if (!wantAttn) gradAttn.dispose();
     return [gradValue, wantLoc ? gradLoc : null, wantAttn ? gradAttn : null];
