@@ -17,6 +17,9 @@ export interface UpsampleOptions {
   alignCorners?: boolean;
 }
 
+/** Outputs per invocation along W in the forward (resample/upsample override VW). */
+const VW = 8;
+
 const fmt = (v: unknown) => (Array.isArray(v) ? shapeStr(v) : String(v));
 
 /** F.interpolate on x [N, C, W], [N, C, H, W] or [N, C, D, H, W] (upsampling or downsampling). */
@@ -68,30 +71,49 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   const constants = { MODE: linear ? 1 : 0 };
   const device = x.device;
   const xShape = x.shape;
-  if (overBindingLimit(device, x.bytes, numel([...x.shape.slice(0, 2), ...out]) * 4)) {
+  // the backward's per-axis passes hold [.., Do, Ho, Wi] and [.., Do, Hi, Wi] in between
+  const [ind, outd] = [geometry.ind, geometry.outd];
+  const between = [numel([...x.shape.slice(0, 2), outd[0]!, outd[1]!, ind[2]!]), numel([...x.shape.slice(0, 2), outd[0]!, ind[1]!, ind[2]!])];
+  if (overBindingLimit(device, x.bytes, numel([...x.shape.slice(0, 2), ...out]) * 4, ...between.map((e) => e * 4))) {
     // per (sample, channel range): the same options on [1, c, ...] pieces give the same ratios
     return splitChannels(`${op}_${mode}`, [x], [...x.shape.slice(0, 2), ...out], ([xs]) => upsample(xs!, opts));
   }
   const y = Tensor.empty(device, [...x.shape.slice(0, 2), ...out]);
+  const outSp = outd, inSp = ind;
+  const blocks = Math.ceil(outSp[2]! / VW);
+  const threads = (y.size / outSp[2]!) * blocks;
   device.dispatch({
     kernel: "resample/upsample",
-    constants,
+    constants: { ...constants, VW },
     bindings: { src: x, dst: y },
-    uniforms: { ...geometry, n: y.size },
-    workgroups: groups1d(y.size),
+    uniforms: { ...geometry, n: threads },
+    workgroups: groups1d(threads),
     label: label(`${op}_${mode}`, x),
   });
+  const nc = x.shape[0]! * x.shape[1]!;
   return record(op, y, [x], [], (dy) => {
-    const dx = Tensor.empty(device, xShape);
-    device.dispatch({
-      kernel: "resample/upsample",
-      entry: "backward",
-      constants,
-      bindings: { src: dy, dst: dx },
-      uniforms: { ...geometry, n: numel(xShape) },
-      workgroups: groups1d(dx.size),
-      label: label(`${op}_${mode}_backward`, dy),
-    });
+    // the adjoint one axis at a time, W then H then D: [nc, Do, Ho, Wo] → … → [nc, Di, Hi, Wi];
+    // an axis of size 1 on both sides is the identity and is skipped (W always runs)
+    let cur = dy;
+    const shape = [...outSp];
+    for (const d of [2, 1, 0]) {
+      if (d < 2 && inSp[d] === 1 && outSp[d] === 1) continue;
+      const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
+      shape[d] = inSp[d]!;
+      const next = Tensor.empty(device, [nc, ...shape]);
+      device.dispatch({
+        kernel: "resample/upsample_axis",
+        constants,
+        bindings: { src: cur, dst: next },
+        uniforms: { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, n: next.size },
+        workgroups: groups1d(next.size),
+        label: label(`${op}_${mode}_backward`, dy),
+      });
+      if (cur !== dy) cur.dispose();
+      cur = next;
+    }
+    const dx = cur.reshape(xShape);
+    cur.dispose();
     return [dx];
   });
 }
