@@ -1,5 +1,6 @@
 import { keep, PulmoError, Tensor, type Device } from "../runtime/index.ts";
 import { groups1d } from "./launch.ts";
+import { gridGroups, vec4Launch } from "./ops/activation.ts";
 
 /** One fused dispatch per parameter tensor per step; state lives on the GPU. */
 export interface Optimizer {
@@ -141,13 +142,16 @@ export class SGD extends BaseOptimizer {
     this.velocity = params.map(zerosLike);
   }
   protected update(i: number, p: Tensor, grad: Tensor): void {
-    this.device.dispatch({
-      kernel: "optim/sgd",
-      bindings: { p, grad, velocity: this.velocity[i]!, clip: this.clip },
-      uniforms: { n: p.size, lr: this.lr, momentum: this.momentum, weight_decay: this.weightDecay, nesterov: this.nesterov ? 1 : 0 },
-      workgroups: groups1d(p.size),
-      label: `sgd [${p.shape}]`,
-    });
+    vec4Launch({ p, grad, velocity: this.velocity[i]! }, (v4, bindings, n) =>
+      this.device.dispatch({
+        kernel: "optim/sgd",
+        entry: v4 ? "main4" : "main",
+        bindings: { ...bindings, clip: this.clip },
+        uniforms: { n, lr: this.lr, momentum: this.momentum, weight_decay: this.weightDecay, nesterov: this.nesterov ? 1 : 0 },
+        workgroups: v4 ? gridGroups(n) : groups1d(n),
+        label: `sgd [${p.shape}]`,
+      }),
+    );
   }
   state(): Map<string, Tensor> {
     return new Map(this.velocity.map((v, i) => [`${i}.momentum_buffer`, v]));
@@ -185,23 +189,26 @@ export class Adam extends BaseOptimizer {
     // Bias corrections in f64 on the host: 1 - β^t loses digits in f32 for small t.
     const bc1 = 1 - this.beta1 ** this.stepCount;
     const bc2 = 1 - this.beta2 ** this.stepCount;
-    this.device.dispatch({
-      kernel: "optim/adam",
-      bindings: { p, grad, m: this.m[i]!, v: this.v[i]!, clip: this.clip },
-      uniforms: {
-        n: p.size,
-        lr: this.lr,
-        beta1: this.beta1,
-        beta2: this.beta2,
-        eps: this.eps,
-        weight_decay: this.weightDecay,
-        decoupled: this.decoupled ? 1 : 0,
-        step_size: this.lr / bc1,
-        sqrt_bc2: Math.sqrt(bc2),
-      },
-      workgroups: groups1d(p.size),
-      label: `${this.decoupled ? "adamw" : "adam"} [${p.shape}]`,
-    });
+    vec4Launch({ p, grad, m: this.m[i]!, v: this.v[i]! }, (v4, bindings, n) =>
+      this.device.dispatch({
+        kernel: "optim/adam",
+        entry: v4 ? "main4" : "main",
+        bindings: { ...bindings, clip: this.clip },
+        uniforms: {
+          n,
+          lr: this.lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          eps: this.eps,
+          weight_decay: this.weightDecay,
+          decoupled: this.decoupled ? 1 : 0,
+          step_size: this.lr / bc1,
+          sqrt_bc2: Math.sqrt(bc2),
+        },
+        workgroups: v4 ? gridGroups(n) : groups1d(n),
+        label: `${this.decoupled ? "adamw" : "adam"} [${p.shape}]`,
+      }),
+    );
   }
   state(): Map<string, Tensor> {
     const s = new Map<string, Tensor>();

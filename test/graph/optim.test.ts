@@ -10,9 +10,10 @@ function expectClose(actual: ArrayLike<number>, ref: number[], rel = 1e-6) {
 
 const f32 = (xs: number[]) => Array.from(Float32Array.from(xs));
 
-describe("optimizers match PyTorch's update formulas", () => {
+// 37: the scalar entry only; 128: the vec4 entry only; 4099: vec4 bulk and a scalar tail
+for (const n of [37, 128, 4099])
+describe(`optimizers match PyTorch's update formulas (${n} elements)`, () => {
   const dev = useDevice();
-  const n = 37;
   const steps = 3;
   const p0 = f32(uniform(n, 1));
   const grads = [2, 3, 4].map((s) => f32(uniform(n, s)));
