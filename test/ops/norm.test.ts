@@ -295,6 +295,9 @@ describe("softmax", () => {
       [[3, 100], -1], // a workgroup per row
       [[130, 2, 3], 0], // long strided rows
       [[5], 0],
+      [[3, 384], -1], // rows in registers (rows.wgsl), vec4
+      [[2, 1001], 1], // rows in registers, scalar, 64 invocations
+      [[600, 8], 1], // several rows per workgroup
     ] as [number[], number][]) {
       await checkOp(
         dev(),
@@ -477,6 +480,9 @@ describe("layer norm", () => {
       { shape: [5, 3, 4], ns: [3, 4], affine: true },
       { shape: [700, 5], affine: true }, // many rows: the weight/bias column sums are long
       { shape: [2, 9], affine: false },
+      { shape: [3, 384], affine: true }, // rows in registers (rows.wgsl), vec4
+      { shape: [2, 1001], affine: true }, // rows in registers, scalar, 64 invocations
+      { shape: [600, 8], affine: true }, // several rows per workgroup, column partials over blocks
     ];
     for (const { shape, ns, affine } of cases) {
       const dn = prod(ns ?? [shape.at(-1)!]);

@@ -444,10 +444,92 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       y.dispose();
       return y2;
     });
+  const plan = rowsPlan(d);
+  if (plan) return layerNormRows(x, weight, bias, eps, m, d, plan);
   const L: Layout = { groups: m, count: d, gstride: d, seglen: d, segstride: 0, sdiv: d, smod: m, adiv: 1, amod: d };
   return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
     rowWeight: true,
     // feature k's weight/bias gradient sums column k over the m rows
     columns: { groups: d, count: m, gstride: 1, seglen: 1, segstride: d },
   });
+}
+
+/** Longest row the register kernels (kernels/norm/rows.wgsl, softmax/rows.wgsl) hold: 256
+ * invocations × 16 floats. */
+export const ROW_MAX = 4096;
+
+/** Workgroup size for a row of d floats in the register kernels (16 floats per invocation), or
+ * null when the row is too short (a binding under 16 bytes) or too long. */
+export function rowsPlan(d: number): { wg: number } | null {
+  if (d < 4 || d > ROW_MAX) return null;
+  let wg = 32;
+  while (wg * 16 < d) wg *= 2;
+  return { wg };
+}
+
+/** vec4 entries need d % 4 == 0 and every vec4-bound tensor 16-byte aligned. */
+export function vec4Ok(d: number, ...ts: (Tensor | null | undefined)[]): boolean {
+  return d % 4 === 0 && ts.every((t) => !t || t.byteOffset % 16 === 0);
+}
+
+const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
+
+/** Layer norm over rows that fit one workgroup (kernels/norm/rows.wgsl): statistics and apply in
+ * one dispatch, dx and the weight/bias column partials in one more (plus their sum). */
+function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, m: number, d: number, plan: { wg: number }): Tensor {
+  const op = "layer_norm";
+  const dev = x.device;
+  const y = Tensor.empty(dev, x.shape);
+  const mean = Tensor.empty(dev, [m]);
+  const var_ = Tensor.empty(dev, [m]);
+  const v4 = vec4Ok(d, x, weight, bias);
+  const rpw = clamp(Math.floor(m / 256), 1, 8);
+  dev.dispatch({
+    kernel: "norm/rows",
+    entry: v4 ? "fwd4" : "fwd1",
+    constants: { WG: plan.wg, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    bindings: v4
+      ? { xv: x, wv: weight ?? x, bv: bias ?? x, smean: mean, svar: var_, outv: y }
+      : { x, weight: weight ?? x, bias: bias ?? x, smean: mean, svar: var_, out: y },
+    uniforms: { rows: m, d, rpw, eps },
+    workgroups: Math.ceil(m / rpw),
+    label: label(op, x, weight, bias),
+  });
+  const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);
+  const save = weight ? [x, mean, var_, weight] : [x, mean, var_];
+  record(op, y, [x, weight, bias], save, (dy, [xs, ms, vs, ws]) => {
+    const cols = needW || needB;
+    const b4 = vec4Ok(d, xs, ws, dy);
+    // rows per workgroup: ≈ 256 column partials, few enough that part [2, blocks, d] fits a binding
+    const brpw = Math.max(clamp(Math.ceil(m / 256), 1, 64), Math.ceil(m / Math.max(1, Math.floor(dev.limits.maxBindingBytes / (8 * d)))));
+    const blocks = Math.ceil(m / brpw);
+    const dx = needX ? Tensor.empty(dev, xs!.shape) : null;
+    const part = cols ? Tensor.empty(dev, [2 * blocks * d]) : null;
+    const dummy = !dx || !part ? Tensor.empty(dev, [4]) : null;
+    const o = dx ?? dummy!;
+    const pt = part ?? dummy!;
+    dev.dispatch({
+      kernel: "norm/rows",
+      entry: b4 ? "bwd4" : "bwd1",
+      constants: { WG: plan.wg, HAS_W: ws ? 1 : 0, DX: dx ? 1 : 0, COLS: cols ? 1 : 0 },
+      bindings: b4
+        ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: o, partv: pt }
+        : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: o, part: pt },
+      uniforms: { rows: m, d, rpw: brpw, eps },
+      workgroups: blocks,
+      label: label(`${op}_backward`, xs!),
+    });
+    dummy?.dispose();
+    let [dw, db]: (Tensor | null)[] = [null, null];
+    if (part) {
+      const sums = sumMiddle(part, 2, blocks, d);
+      part.dispose();
+      [dw, db] = affineGrads(sums, d, needW, needB);
+      sums.dispose();
+    }
+    return [dx, dw, db];
+  });
+  mean.dispose();
+  var_.dispose();
+  return y;
 }
