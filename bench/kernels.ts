@@ -287,8 +287,23 @@ const tfFilter = ([co, ci, ...k]: number[]) => [...k, ci!, co!];
   const locData = new Float32Array(ls.reduce((a, b) => a * b, 1)).map((_, i) => ((i * 2654435761) % 1000) / 1000);
   const locs = Tensor.from(device, locData, ls);
   const flops = 2 * Lq * H * L * P * 9 * Dh;
+  const { tfMsDeformAttn3d } = await import("./peers/tfjs_msda.ts");
+  const tfCase = (): TfCase => ({ inputs: { value: data(vs), loc: { data: locData, shape: ls }, attn: data(as, 0.5) },
+    fwd: (t) => tfMsDeformAttn3d(tfjsPeer(), t.value, t.loc, t.attn, shapes), grads: ["value", "loc", "attn"] });
+  if (tfjs instanceof TfjsPeer && (!only || "ms_deform_attn3d".includes(only))) {
+    // the tfjs composition must compute our op: same data, compare outputs before timing
+    const c = tfCase(), tf = tfjsPeer();
+    const ins = Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+    const theirs: Float32Array = await tf.tidy(() => c.fwd(ins)).data();
+    tf.dispose(Object.values(ins));
+    const ours = await noGrad(() => msDeformAttn3d(value, shapes, locs, attn)).readFloat();
+    let dd = 0, m = 0;
+    for (let i = 0; i < ours.length; i++) { dd = Math.max(dd, Math.abs(ours[i]! - theirs[i]!)); m = Math.max(m, Math.abs(theirs[i]!)); }
+    agreement["ms_deform_attn3d (tfjs composition)"] = ours.length === theirs.length ? dd / Math.max(m, 1e-30) : NaN;
+  }
   await bench("ms_deform_attn3d", `Lq ${Lq}, 6 heads, 2 lvls, 4 pts, Dh 64`, () => msDeformAttn3d(value, shapes, locs, attn), [value, locs, attn], { flops, bwdFlops: 2 * flops }, {
-    onnx: () => msdaOnnx(shapes, vs, ls, as, locData), note: "ONNX: composed per level from Slice/Transpose/GridSample (5-D, opset 20)/Mul/ReduceSum",
+    onnx: () => msdaOnnx(shapes, vs, ls, as, locData), tf: tfCase,
+    note: "composed: ONNX per level from Slice/Transpose/GridSample (5-D, opset 20)/Mul/ReduceSum; tfjs (no grid-sample) from gather-based trilinear sampling (bench/peers/tfjs_msda.ts)",
   });
 }
 { // convlstm2d: 256 hidden on 32×32 over 8 steps (÷4 hidden in quick mode)

@@ -95,28 +95,32 @@ export function convLstm2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts:
   const returnSequences = opts.returnSequences ?? true;
 
   const state = [n, hidden, h, w];
-  let hPrev = Tensor.zeros(device, state);
+  // h_0 = 0: step 0's conv over concat(x_0, h_0) is the conv of x_0 with the weight's input half
+  // (skips the concat and the hidden half's FLOPs, 1/(2T) of the layer's conv work at Cin = hidden)
+  const wx = slice(weight, 1, 0, cin);
+  let hPrev: Tensor | null = null;
   let cPrev = Tensor.zeros(device, state);
   const hs: Tensor[] = [];
   for (let t = 0; t < steps; t++) {
     const xs = slice(x, 1, t, t + 1);
     const xt = reshape(xs, [n, cin, h, w]);
-    const inp = concat([xt, hPrev], 1);
-    const z = conv2d(inp, weight, bias, { padding: k >> 1 });
+    const inp = hPrev ? concat([xt, hPrev], 1) : null;
+    const z = inp ? conv2d(inp, weight, bias, { padding: k >> 1 }) : conv2d(xt, wx, bias, { padding: k >> 1 });
     const packed = lstmCell(z, cPrev, act);
     const hp = slice(packed, 1, 0, 1);
     const cp = slice(packed, 1, 1, 2);
     const hNext = reshape(hp, state);
     const cNext = reshape(cp, state);
     // The tape keeps what each backward needs (retained); these handles can go.
-    for (const tmp of [xs, xt, inp, z, packed, hp, cp, cPrev]) tmp.dispose();
+    for (const tmp of [xs, xt, inp, z, packed, hp, cp, cPrev]) tmp?.dispose();
     if (returnSequences) hs.push(hNext);
-    if (t === 0 || !returnSequences) hPrev.dispose(); // h_0, or an h_t nobody returns
+    else hPrev?.dispose(); // an h_t nobody returns
     hPrev = hNext;
     cPrev = cNext;
   }
   cPrev.dispose();
-  if (!returnSequences) return hPrev;
+  wx.dispose();
+  if (!returnSequences) return hPrev!;
   const y = stack(hs, 1);
   for (const t of hs) t.dispose();
   return y;
