@@ -18,7 +18,7 @@ export interface UpsampleOptions {
 }
 
 /** Outputs per invocation along W in the forward (resample/upsample override VW). */
-const VW = 8;
+const VW = 16;
 
 const fmt = (v: unknown) => (Array.isArray(v) ? shapeStr(v) : String(v));
 
