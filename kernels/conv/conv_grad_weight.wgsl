@@ -5,11 +5,14 @@
 // Bindings: 0 p (uniforms), 1 a, 2 b, 3 part ([nchunks, wn]; the weight gradient itself when
 // nchunks = 1, otherwise summed by conv_reduce.wgsl's sum_chunks).
 // Trick: the same register blocking as conv_direct.wgsl. A workgroup owns one chunk of rows, one
-// block of OCB A-channels and 64 consecutive (b, k) columns, one per invocation; every A value it
-// reads is at a workgroup-uniform address (one scalar load broadcast to all lanes on SIMD back
-// ends), and each per-lane B load feeds OCB FMAs. B positions outside the volume (padding) are
+// block of OCB A-channels and 64 · CPI consecutive (b, k) columns, CPI per invocation; every A
+// value it reads is at a workgroup-uniform address (one scalar load broadcast to all lanes on SIMD
+// back ends) and feeds CPI × OCB FMAs, each per-lane B load feeds OCB. (On lavapipe the A reads
+// bound the loop, bench/NOTES.md; CPI = 4 quarters them per FMA, which matters most when
+// Cin · taps is small and A has few channels.) B positions outside the volume (padding) are
 // masked, not branched, so the ow loop stays uniform.
 override OCB: u32 = 4u;  // A channels per invocation, a multiple of 4 (at most 16)
+override CPI: u32 = 1u;  // (b, k) columns per invocation: 1 to 4 (CPI * OCB <= 32)
 
 struct Params {
   ac: u32,      // channels of A
@@ -18,7 +21,7 @@ struct Params {
   bc_g: u32,    // bc / groups
   groups: u32,
   nblk: u32,    // ceil(ac_g / OCB)
-  ctiles: u32,  // ceil(bc_g * kvol / 64)
+  ctiles: u32,  // ceil(bc_g * kvol / (64 * CPI))
   wn: u32,      // weight elements: ac * bc_g * kvol
   nchunks: u32,
   rows_per_chunk: u32,
@@ -41,8 +44,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let wg = wid.x + wid.y * nwg.x;
   if (wg >= p.nchunks * p.groups * p.nblk * p.ctiles) { return; }
   let kvol = p.ksz.w;
-  let col = (wg % p.ctiles) * 64u + lid.x;
-  if (col >= p.bc_g * kvol) { return; }
+  let ncol = p.bc_g * kvol;
+  let col0 = ((wg % p.ctiles) * 64u + lid.x) * CPI;
+  if (col0 >= ncol) { return; }
   let blk = (wg / p.ctiles) % p.nblk;
   let g = (wg / (p.ctiles * p.nblk)) % p.groups;
   let chunk = wg / (p.ctiles * p.nblk * p.groups);
@@ -53,18 +57,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var ao: array<u32, 16>;
   for (var j = 0u; j < OCB; j++) { ao[j] = select(a0, a0 + j, j < nvalid) * p.asz.w; }
 
-  let bl = col / kvol;
-  let k = col % kvol;
-  let bch = g * p.bc_g + bl;
-  let kw = i32(k % p.ksz.z);
-  let kh = i32((k / p.ksz.z) % p.ksz.y);
-  let kd = i32(k / (p.ksz.z * p.ksz.y));
   let s = vec3<i32>(p.stride.xyz);
-  let off = vec3<i32>(kd * i32(p.dil.x), kh * i32(p.dil.y), kw * i32(p.dil.z)) - vec3<i32>(p.pad.xyz);
   let bz = vec3<i32>(p.bsz.xyz);
+  // Per column c: its B offset (d, h, w) from the output position times stride, and its B row
+  // offset; columns past the last one repeat col0 and are masked.
+  var off: array<vec3<i32>, 4>;
+  var boff: array<i32, 4>;
+  var cok: array<bool, 4>;
+  for (var c = 0u; c < CPI; c++) {
+    cok[c] = col0 + c < ncol;
+    let col = select(col0, col0 + c, cok[c]);
+    let bl = col / kvol;
+    let k = col % kvol;
+    let kw = i32(k % p.ksz.z);
+    let kh = i32((k / p.ksz.z) % p.ksz.y);
+    let kd = i32(k / (p.ksz.z * p.ksz.y));
+    off[c] = vec3<i32>(kd * i32(p.dil.x), kh * i32(p.dil.y), kw * i32(p.dil.z)) - vec3<i32>(p.pad.xyz);
+    boff[c] = i32((g * p.bc_g + bl) * p.bsz.w) + (off[c].x * bz.y + off[c].y) * bz.z;
+  }
 
-  var acc: array<vec4<f32>, 4>;
-  for (var j = 0u; j < OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
+  var acc: array<vec4<f32>, 8>;  // [c * OCB / 4 + j]
+  for (var j = 0u; j < CPI * OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
   let r0 = chunk * p.rows_per_chunk;
   let r1 = min(p.rows, r0 + p.rows_per_chunk);
   let adh = p.asz.x * p.asz.y;
@@ -72,24 +85,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let n = r / adh;
     let od = (r % adh) / p.asz.y;
     let oh = r % p.asz.y;
-    let id = i32(od) * s.x + off.x;
-    let ih = i32(oh) * s.y + off.y;
-    let row_ok = id >= 0 && id < bz.x && ih >= 0 && ih < bz.y;
-    let brow = i32((n * p.bc + bch) * p.bsz.w) + (id * bz.y + ih) * bz.z;
+    let sd = i32(od) * s.x;
+    let sh = i32(oh) * s.y;
+    let nrow = i32(n * p.bc * p.bsz.w) + (sd * bz.y + sh) * bz.z;
+    var rok: array<bool, 4>;
+    var brow: array<i32, 4>;
+    for (var c = 0u; c < CPI; c++) {
+      let id = sd + off[c].x;
+      let ih = sh + off[c].y;
+      rok[c] = cok[c] && id >= 0 && id < bz.x && ih >= 0 && ih < bz.y;
+      brow[c] = nrow + boff[c];
+    }
     let arow = n * p.ac * p.asz.w + (od * p.asz.y + oh) * p.asz.z;
-    var iw = off.z;
+    var sw = 0;
     for (var ow = 0u; ow < p.asz.z; ow++) {
-      let ok = row_ok && iw >= 0 && iw < bz.z;
-      let bv = select(0.0, b[u32(select(0, brow + iw, ok))], ok);
+      var bv: array<f32, 4>;
+      for (var c = 0u; c < CPI; c++) {
+        let iw = sw + off[c].z;
+        let ok = rok[c] && iw >= 0 && iw < bz.z;
+        bv[c] = select(0.0, b[u32(select(0, brow[c] + iw, ok))], ok);
+      }
       let ai = arow + ow;
       for (var j = 0u; j < OCB / 4u; j++) {
-        acc[j] += bv * vec4<f32>(a[ao[4u * j] + ai], a[ao[4u * j + 1u] + ai], a[ao[4u * j + 2u] + ai], a[ao[4u * j + 3u] + ai]);
+        let av = vec4<f32>(a[ao[4u * j] + ai], a[ao[4u * j + 1u] + ai], a[ao[4u * j + 2u] + ai], a[ao[4u * j + 3u] + ai]);
+        for (var c = 0u; c < CPI; c++) { acc[c * (OCB / 4u) + j] += bv[c] * av; }
       }
-      iw += s.z;
+      sw += s.z;
     }
   }
-  let pi = chunk * p.wn + a0 * p.bc_g * kvol + col;
-  for (var j = 0u; j < OCB; j++) {
-    if (j < nvalid) { part[pi + j * p.bc_g * kvol] = acc[j / 4u][j % 4u]; }
+  let pi = chunk * p.wn + a0 * ncol + col0;
+  for (var c = 0u; c < CPI; c++) {
+    if (cok[c]) {
+      for (var j = 0u; j < OCB; j++) {
+        if (j < nvalid) { part[pi + c + j * ncol] = acc[c * (OCB / 4u) + j / 4u][j % 4u]; }
+      }
+    }
   }
 }

@@ -10,8 +10,15 @@
 // Trick: per dim only taps with (o + pad - k*dil) divisible by stride contribute; they are
 // periodic in k with period kstep = stride / gcd(stride, dil), so each loop starts at the first
 // such tap and steps by kstep instead of testing every tap. OCB output channels per invocation
-// (register blocking, uniform weight loads) as in conv_direct.wgsl.
-override OCB: u32 = 4u;  // output channels per invocation, a multiple of 4 (at most 16)
+// (register blocking, uniform weight loads) as in conv_direct.wgsl, and with VOX = 4 also 4
+// outputs along W taken at one W phase: o, o + s, o + 2s, o + 3s (s = W stride) share their taps
+// and read 4 consecutive inputs, so each weight read feeds 4 FMAs per channel (the weight reads
+// bound this loop on lavapipe: bench/NOTES.md). A W tile is (phase, run of VOX outputs of that
+// phase); inputs outside the volume are masked, so the W loop carries no branches. The
+// accumulators are one vec4 per channel over the VOX outputs, so OCB need not be a multiple of 4:
+// a 1-channel output (a single-input-channel conv's grad x) wastes no lanes.
+override OCB: u32 = 4u;  // output channels per invocation: 1 to 8
+override VOX: u32 = 1u;  // outputs along W per invocation, one W phase: 1 to 4
 alias elem = f32;
 struct Params {
   batch: u32,
@@ -21,7 +28,8 @@ struct Params {
   cout_g: u32,  // cout / groups
   groups: u32,
   nblk: u32,    // ceil(cout_g / OCB)
-  tiles: u32,   // ceil(out positions / 64)
+  tiles: u32,   // ceil(D * H * wtiles / 64)
+  wtiles: u32,  // W tiles: stride_w * ceil(ceil(W / stride_w) / VOX)
   use_bias: u32,
   isz: vec4<u32>,  // input D, H, W, D*H*W
   osz: vec4<u32>,  // output D, H, W, D*H*W
@@ -53,8 +61,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let wg = wid.x + wid.y * nwg.x;
   if (wg >= p.batch * p.groups * p.nblk * p.tiles) { return; }
   let plane = wg / p.tiles;
-  let pos = (wg % p.tiles) * 64u + lid.x;
-  if (pos >= p.osz.w) { return; }
+  let cell = (wg % p.tiles) * 64u + lid.x;  // (od, oh, W tile)
+  if (cell >= p.osz.x * p.osz.y * p.wtiles) { return; }
   let blk = plane % p.nblk;
   let g = (plane / p.nblk) % p.groups;
   let n = plane / (p.nblk * p.groups);
@@ -62,33 +70,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let oc0 = g * p.cout_g + ocl;
   let nvalid = min(OCB, p.cout_g - ocl);
 
-  let ohw = p.osz.y * p.osz.z;
-  let od = pos / ohw;
-  let oh = (pos % ohw) / p.osz.z;
-  let ow = pos % p.osz.z;
-  let td = i32(od + p.pad.x);
-  let th = i32(oh + p.pad.y);
-  let tw = i32(ow + p.pad.z);
+  let row = cell / p.wtiles;
+  let od = row / p.osz.y;
+  let oh = row % p.osz.y;
+  let wt = cell % p.wtiles;
   let s = vec3<i32>(p.stride.xyz);
   let dl = vec3<i32>(p.dil.xyz);
   let st = vec3<i32>(p.kstep.xyz);
   let kz = vec3<i32>(p.ksz.xyz);
   let iz = vec3<i32>(p.isz.xyz);
+  // This tile's outputs: ow0 + r * s.z for r < VOX (those past the row's end are not stored).
+  let phase = wt % p.stride.z;
+  let ow0 = phase + (wt / p.stride.z) * VOX * p.stride.z;
+  let td = i32(od + p.pad.x);
+  let th = i32(oh + p.pad.y);
+  let tw = i32(ow0 + p.pad.z);
   let kd0 = first_tap(td, s.x, dl.x, st.x, kz.x);
   let kh0 = first_tap(th, s.y, dl.y, st.y, kz.y);
-  let kw0 = first_tap(tw, s.z, dl.z, st.z, kz.z);
+  // W: the first tap whose offset tw - k*dil is a multiple of s (it may be negative: the later
+  // outputs of the tile can still reach the volume), k in [0, kstep).
+  var kw0 = kz.z;
+  for (var k = 0; k < min(st.z, kz.z); k++) {
+    if (((tw - k * dl.z) % s.z + s.z) % s.z == 0) { kw0 = k; break; }
+  }
 
   let kvol = p.ksz.w;
   let wstride = p.cout_g * kvol;  // between input channels
   // Channels past the group's last one re-read the block's first channel and are not stored.
-  var wo: array<u32, 16>;
+  var wo: array<u32, 8>;
   let wbase = g * p.cin_g * p.cout_g;
   for (var j = 0u; j < OCB; j++) { wo[j] = (wbase + ocl + select(0u, j, j < nvalid)) * kvol; }
   let ihw = p.isz.y * p.isz.z;
   let xn = (n * p.cin + g * p.cin_g) * p.isz.w;
 
-  var acc: array<vec4<f32>, 4>;
-  for (var j = 0u; j < OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
+  var acc: array<vec4<f32>, 8>;  // [j][r]: channel j, output r
+  for (var j = 0u; j < OCB; j++) { acc[j] = vec4<f32>(0.0); }
   for (var kd = kd0; kd < kz.x; kd += st.x) {
     let ad = td - kd * dl.x;
     if (ad < 0) { break; }  // offsets only shrink as k grows
@@ -102,29 +118,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let xh = xn + u32(id) * ihw + u32(ih) * p.isz.z;
       let kdh = (u32(kd) * p.ksz.y + u32(kh)) * p.ksz.z;
       for (var kw = kw0; kw < kz.z; kw += st.z) {
-        let aw = tw - kw * dl.z;
-        if (aw < 0) { break; }
-        let iw = aw / s.z;
-        if (iw >= iz.z) { continue; }
-        var xi = xh + u32(iw);
+        let iw0 = (tw - kw * dl.z) / s.z;  // exact: a multiple of s.z by the phase
+        if (iw0 >= iz.z || iw0 + i32(VOX) <= 0) { continue; }
+        // Per output r: input column iw0 + r, or (masked) the row's first column.
+        var xi: array<u32, 4>;
+        var ok: array<bool, 4>;
+        for (var r = 0u; r < VOX; r++) {
+          let iw = iw0 + i32(r);
+          ok[r] = iw >= 0 && iw < iz.z;
+          xi[r] = xh + u32(select(0, iw, ok[r]));
+        }
         var wi = kdh + u32(kw);
         for (var ic = 0u; ic < p.cin_g; ic++) {
-          let xv = f32(x[xi]);
-          for (var j = 0u; j < OCB / 4u; j++) {
-            acc[j] += xv * vec4<f32>(f32(w[wo[4u * j] + wi]), f32(w[wo[4u * j + 1u] + wi]), f32(w[wo[4u * j + 2u] + wi]), f32(w[wo[4u * j + 3u] + wi]));
-          }
-          xi += p.isz.w;
+          var xv = vec4<f32>(0.0);
+          for (var r = 0u; r < VOX; r++) { xv[r] = select(0.0, f32(x[xi[r]]), ok[r]); }
+          for (var j = 0u; j < OCB; j++) { acc[j] += xv * f32(w[wo[j] + wi]); }
+          for (var r = 0u; r < VOX; r++) { xi[r] += p.isz.w; }
           wi += wstride;
         }
       }
     }
   }
-  let yi = (n * p.cout + oc0) * p.osz.w + pos;
-  for (var j = 0u; j < OCB; j++) {
-    if (j < nvalid) {
-      var v = acc[j / 4u][j % 4u];
-      if (p.use_bias != 0u) { v += f32(bias[oc0 + j]); }
-      y[yi + j * p.osz.w] = elem(v);
+  let yrow = (n * p.cout + oc0) * p.osz.w + row * p.osz.z;
+  for (var r = 0u; r < VOX; r++) {
+    let ow = ow0 + r * p.stride.z;
+    if (ow < p.osz.z) {
+      for (var j = 0u; j < OCB; j++) {
+        if (j < nvalid) {
+          var v = acc[j][r];
+          if (p.use_bias != 0u) { v += f32(bias[oc0 + j]); }
+          y[yrow + ow + j * p.osz.w] = elem(v);
+        }
+      }
     }
   }
 }

@@ -198,6 +198,26 @@ const SPECS: Spec[] = [
     bias: false,
     opts: { stride: [3, 2], dilation: [2, 2], padding: [2, 1], outputPadding: [1, 1] },
   },
+  {
+    // grad x runs on conv_transposed with 4 outputs of one W phase per invocation (W stride 3,
+    // dilation 2: kstep 3, first taps left of the volume); grad w with 4 columns per invocation
+    name: "conv2d groups=2, W stride 3 and dilation 2, wide rows (W-phase blocking of grad x)",
+    fn: conv2d,
+    transposed: false,
+    x: [1, 4, 5, 23],
+    w: [6, 2, 2, 4],
+    bias: true,
+    opts: { stride: [1, 3], padding: [1, 3], dilation: [1, 2], groups: 2 },
+  },
+  {
+    name: "conv_transpose3d W stride 3, dilation 2, output_padding, wide rows (W-phase blocking)",
+    fn: convTranspose3d,
+    transposed: true,
+    x: [1, 2, 2, 3, 9],
+    w: [2, 3, 1, 2, 3],
+    bias: true,
+    opts: { stride: [1, 2, 3], padding: [0, 1, 2], dilation: [1, 1, 2], outputPadding: [0, 1, 1] },
+  },
 ];
 
 describe("conv against a float64 reference (shapes outside the golden set)", () => {

@@ -38,13 +38,17 @@ interface Geometry {
   dil: V3;
 }
 
-/** Output channels per invocation in conv_direct / conv_transposed (override OCB, register
+/** Output channels per invocation in conv_direct / conv_grad_weight (override OCB, register
  * block): the smallest of 4, 8, 16 covering a group's output channels, so small groups waste
- * no lanes and wide ones load each input value once per 16 FMAs. */
+ * no lanes and wide ones load each input value once per 16 FMAs (capped at 8 where an invocation
+ * also covers 4 outputs or columns). conv_transposed takes any 1..8. */
 const channelBlock = (coutG: number) => (coutG <= 4 ? 4 : coutG <= 8 ? 8 : 16);
-/** Consecutive outputs along W per invocation in conv_direct (override VOX). */
+/** Outputs along W per invocation in conv_direct (consecutive) and conv_transposed (one W phase:
+ * o, o + s, ...), override VOX. */
 const VOXEL_BLOCK = 4;
-/** Positions (conv_direct: W tiles of VOX positions) per workgroup in the gather kernels. */
+/** (b, k) columns per invocation in conv_grad_weight (override CPI). */
+const COLUMN_BLOCK = 4;
+/** Positions (W tiles of VOX positions) per workgroup in the gather kernels. */
 const TILE = 64;
 /** Weight-gradient chunking: aim for this many workgroups in all (enough to fill a GPU), with at
  * most MAX_CHUNKS partial sums per element and PARTIAL_LIMIT partial-sum elements in all. The
@@ -115,13 +119,16 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
   const osz = to3(outShape.slice(2), 1);
-  // conv_direct also covers VOX = 4 outputs along W per invocation (at most 8 channels then,
-  // VOX * OCB <= 32 accumulators); conv_transposed does one output each.
-  const vox = !transposed && osz[2] >= VOXEL_BLOCK ? VOXEL_BLOCK : 1;
-  const ocb = vox > 1 ? Math.min(8, channelBlock(coutG)) : channelBlock(coutG);
+  // Both kernels cover VOX = 4 outputs along W per invocation (at most 8 channels then, VOX * OCB
+  // <= 32 accumulators): conv_direct consecutive ones, conv_transposed 4 of one W phase (o, o + s,
+  // ...), so it needs ceil(W / s) >= VOX for the block to pay.
+  const sw = transposed ? g.stride[2] : 1;
+  const vox = Math.ceil(osz[2] / sw) >= VOXEL_BLOCK ? VOXEL_BLOCK : 1;
+  // conv_transposed keeps one vec4 of VOX outputs per channel: any 1..8 channels per invocation
+  const ocb = transposed ? Math.min(8, coutG) : vox > 1 ? Math.min(8, channelBlock(coutG)) : channelBlock(coutG);
   const nblk = Math.ceil(coutG / ocb);
-  const wtiles = Math.ceil(osz[2] / vox);
-  const tiles = Math.ceil((transposed ? numel(osz) : osz[0] * osz[1] * wtiles) / TILE);
+  const wtiles = sw * Math.ceil(Math.ceil(osz[2] / sw) / vox);
+  const tiles = Math.ceil((osz[0] * osz[1] * wtiles) / TILE);
   const uniforms: Record<string, number | number[]> = {
     batch: g.batch,
     cin,
@@ -132,6 +139,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
     nblk,
     tiles,
     use_bias: bias ? 1 : 0,
+    wtiles,
     isz: vec4(spatial3(x)),
     osz: vec4(osz),
     ksz: vec4(g.k),
@@ -140,10 +148,9 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
     dil: g.dil,
   };
   if (transposed) uniforms.kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
-  else uniforms.wtiles = wtiles;
   device.dispatch({
     kernel: kernelName(transposed ? "conv/conv_transposed" : "conv/conv_direct", x.dtype === "f16" ? "f16" : null),
-    constants: transposed ? { OCB: ocb } : { OCB: ocb, VOX: vox },
+    constants: { OCB: ocb, VOX: vox },
     bindings: { x, w, bias: bias ?? w, y },
     uniforms,
     workgroups: g.batch * g.groups * nblk * tiles,
@@ -164,9 +171,11 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const rows = g.batch * asz[0] * asz[1];
   const acG = ac / g.groups;
   const bcG = bc / g.groups;
-  const ocb = channelBlock(acG);
+  // CPI columns × OCB A channels per invocation: CPI * OCB <= 32 accumulators
+  const cpi = COLUMN_BLOCK;
+  const ocb = Math.min(8, channelBlock(acG));
   const nblk = Math.ceil(acG / ocb);
-  const ctiles = Math.ceil((bcG * numel(g.k)) / TILE);
+  const ctiles = Math.ceil(Math.ceil((bcG * numel(g.k)) / cpi) / TILE);
   const perChunk = g.groups * nblk * ctiles;
   const maxWorkgroups = device.limits.maxWorkgroupsPerDim ** 2;
   let nchunks = Math.min(Math.ceil(GRAD_WEIGHT_WORKGROUPS / perChunk), rows, MAX_CHUNKS, Math.floor(PARTIAL_LIMIT / Math.max(1, wn)));
@@ -176,7 +185,7 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const part = nchunks === 1 ? dw : Tensor.empty(device, [nchunks * wn], "f32", `${name} partials`);
   device.dispatch({
     kernel: "conv/conv_grad_weight",
-    constants: { OCB: ocb },
+    constants: { OCB: ocb, CPI: cpi },
     bindings: { a, b, part },
     uniforms: {
       ac,
