@@ -202,6 +202,9 @@ describe("upsampling against a float64 reference", () => {
     { name: "bilinear, strong W downsampling (40 → 3) and align_corners", shape: [1, 2, 5, 40], opts: { mode: "bilinear", size: [3, 3], alignCorners: true } },
     { name: "bilinear, strong W downsampling (60 → 7)", shape: [2, 1, 3, 60], opts: { mode: "bilinear", size: [5, 7] } },
     { name: "nearest 2d, strong W downsampling (50 → 3)", shape: [1, 2, 2, 50], opts: { mode: "nearest", size: [4, 3] } },
+    // the backward's per-axis passes walk blocks of 16 inputs: several blocks along H and D
+    { name: "bilinear, H 35 → 70 (three backward blocks along H)", shape: [1, 2, 35, 4], opts: { mode: "bilinear", size: [70, 5] } },
+    { name: "trilinear, D 18 → 27 and H 33 → 20, align_corners", shape: [1, 1, 18, 33, 2], opts: { mode: "trilinear", size: [27, 20, 3], alignCorners: true } },
   ];
   for (const c of cases)
     it(`${c.name}: forward and backward`, async () => {

@@ -19,6 +19,8 @@ export interface UpsampleOptions {
 
 /** Outputs per invocation along W in the forward (resample/upsample override VW). */
 const VW = 16;
+/** Inputs per invocation along the axis in the backward (resample/upsample_axis override VB). */
+const VB = 16;
 
 const fmt = (v: unknown) => (Array.isArray(v) ? shapeStr(v) : String(v));
 
@@ -101,12 +103,13 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
       shape[d] = inSp[d]!;
       const next = Tensor.empty(device, [nc, ...shape]);
+      const threads = (next.size / inSp[d]!) * Math.ceil(inSp[d]! / VB);
       device.dispatch({
         kernel: "resample/upsample_axis",
-        constants,
+        constants: { ...constants, VB },
         bindings: { src: cur, dst: next },
-        uniforms: { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, n: next.size },
-        workgroups: groups1d(next.size),
+        uniforms: { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, n: threads },
+        workgroups: groups1d(threads),
         label: label(`${op}_${mode}_backward`, dy),
       });
       if (cur !== dy) cur.dispose();
