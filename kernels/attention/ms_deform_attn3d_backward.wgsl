@@ -56,22 +56,36 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   var g = vec3<f32>(0.0);
   var ga = 0.0;
-  for (var k = 0u; k < 8u; k++) {
-    let bit = vec3<u32>(k & 1u, (k >> 1u) & 1u, k >> 2u);
-    let one = bit == vec3<u32>(1u);
-    let cc = c0 + vec3<i32>(bit);
-    let inside = all(cc >= vec3<i32>(0)) && all(cc < size);
-    let w3 = select(1.0 - fr, fr, one);
-    let w = w3.x * w3.y * w3.z;
-    let row = select(0u, (n * p.S + lv.w + (u32(cc.z) * lv.y + u32(cc.y)) * lv.z + u32(cc.x)) * p.nH + h, inside);
-    if ((WANT_LOC || WANT_ATTN) && inside) {
-      var dot = 0.0; // sum_c dy_c * value_c at this corner
+  if (WANT_LOC || WANT_ATTN) {
+    // dots[k] = sum_c dy_c * value_c at corner k; channel loop outside the corner loop, so each
+    // dy value is read once for the 8 corners (corners outside read row 0 and are discarded)
+    var rows: array<u32, 8>;
+    var any_inside = false;
+    for (var k = 0u; k < 8u; k++) {
+      let cc = c0 + vec3<i32>(vec3<u32>(k & 1u, (k >> 1u) & 1u, k >> 2u));
+      let inside = all(cc >= vec3<i32>(0)) && all(cc < size);
+      any_inside = any_inside || inside;
+      rows[k] = select(0u, (n * p.S + lv.w + (u32(cc.z) * lv.y + u32(cc.y)) * lv.z + u32(cc.x)) * p.nH + h, inside) * p.Dh;
+    }
+    var dots: array<f32, 8>;
+    for (var k = 0u; k < 8u; k++) { dots[k] = 0.0; }
+    if (any_inside) {
       for (var c = 0u; c < p.Dh; c++) {
-        dot += dy[qh * p.Dh + c] * value[row * p.Dh + c];
+        let d = dy[qh * p.Dh + c];
+        for (var k = 0u; k < 8u; k++) { dots[k] += d * value[rows[k] + c]; }
       }
-      ga += w * dot;
-      let sg = select(vec3<f32>(-1.0), vec3<f32>(1.0), one);
-      g += dot * sg * vec3<f32>(w3.y * w3.z, w3.x * w3.z, w3.x * w3.y);
+    }
+    for (var k = 0u; k < 8u; k++) {
+      let bit = vec3<u32>(k & 1u, (k >> 1u) & 1u, k >> 2u);
+      let one = bit == vec3<u32>(1u);
+      let cc = c0 + vec3<i32>(bit);
+      if (all(cc >= vec3<i32>(0)) && all(cc < size)) {
+        let w3 = select(1.0 - fr, fr, one);
+        let dot = dots[k];
+        ga += (w3.x * w3.y * w3.z) * dot;
+        let sg = select(vec3<f32>(-1.0), vec3<f32>(1.0), one);
+        g += dot * sg * vec3<f32>(w3.y * w3.z, w3.x * w3.z, w3.x * w3.y);
+      }
     }
   }
   if (WANT_ATTN) { grad_attn[s] = ga; }
