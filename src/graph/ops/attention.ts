@@ -1,6 +1,8 @@
 // Sampling attention: grid_sample3d and multi-scale deformable attention (3D), with fused
-// backward kernels. Scatter-adds of the backward (grad x, grad value) are written as gathers over
-// a stably sorted list of (voxel, sample corner) entries: race-free without float atomics, and
+// backward kernels. Scatter-adds of the backward are written as gathers over stably sorted
+// lists: grad x of grid_sample3d over (voxel, sample corner) entries; grad value of
+// ms_deform_attn3d over samples sorted by the base voxel of their 2×2×2 cell (one entry per
+// sample; each value row gathers the 8 neighbouring cells). Race-free without float atomics, and
 // deterministic. Conventions and limits: docs/ops/attention.md.
 import { PulmoError, Tensor, numel, shapeStr, type Device } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
