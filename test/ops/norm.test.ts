@@ -348,6 +348,19 @@ describe("instance norm", () => {
       ],
       { samples: 30, gradTol: 2e-4 },
     );
+    for (const shape of [[2, 3, 8200], [1, 2, 4, 9, 16]]) { // vec4 seg kernels: 2 chunks per instance; one chunk
+      await checkOp(
+        dev(),
+        ([x, w, b]) => instanceNorm(x!, w!, b!, { eps: 1e-5 }),
+        ([x, w, b]) => refNorm(x!, inGroup(shape), chanOf(shape), w!, b!, 1e-5).y,
+        [
+          { data: uniform(prod(shape), 26, -3, 5), shape },
+          { data: uniform(shape[1]!, 22, 0.5, 1.5), shape: [shape[1]!] },
+          { data: uniform(shape[1]!, 23, -2, 2), shape: [shape[1]!] },
+        ],
+        { samples: 30, gradTol: 2e-4 },
+      );
+    }
     const s2 = [3, 2, 3, 5];
     await checkOp(
       dev(),
@@ -385,6 +398,8 @@ describe("batch norm", () => {
       [6, 3],
       [4, 2, 5],
       [2, 2, 2200],
+      [3, 2, 2000], // vec4 seg kernels, chunks crossing the sample segments
+      [3, 2, 1, 7, 9], // scalar seg kernels, several segments per chunk
     ]) {
       const c = shape[1]!;
       await checkOp(
@@ -433,6 +448,36 @@ describe("batch norm", () => {
     const e = data.map((v, i) => (v - expM[chanOf(shape)(i)]!) / Math.sqrt(expV[chanOf(shape)(i)]! + 1e-5));
     expectClose(await y.read(), e, 2e-6, "eval y");
     expectClose(await rm.read(), expM, 1e-6, "running mean unchanged");
+    await disposeAll(x, y, rm, rv);
+  });
+  it("running stats merged from chunk partials (long channels)", async () => {
+    const d = dev();
+    const shape = [3, 2, 3000];
+    const rm = Tensor.from(d, [0.5, -1], [2]);
+    const rv = Tensor.from(d, [2, 0.25], [2]);
+    const data = uniform(prod(shape), 44, -2, 4);
+    const x = Tensor.from(d, data, shape);
+    const y = batchNorm(x, null, null, { training: true, momentum: 0.3, runningMean: rm, runningVar: rv });
+    const r = refNorm(data, chanOf(shape), chanOf(shape), null, null, 1e-5);
+    expectClose(await y.read(), r.y, 1e-5, "y");
+    const n = r.count[0]!;
+    expectClose(await rm.read(), [0.5, -1].map((v, k) => 0.7 * v + 0.3 * r.mean[k]!), 1e-5, "running mean");
+    expectClose(await rv.read(), [2, 0.25].map((v, k) => 0.7 * v + 0.3 * r.var[k]! * (n / (n - 1))), 1e-5, "running var");
+    // eval on the long channels (seg kernels with fixed statistics), weight and bias
+    const rmv = [...(await rm.read())];
+    const rvv = [...(await rv.read())];
+    const ch = chanOf(shape);
+    await checkOp(
+      d,
+      ([xx, w, b]) => batchNorm(xx!, w!, b!, { training: false, runningMean: rm, runningVar: rv }),
+      ([xx, w, b]) => xx!.map((v, i) => ((v - rmv[ch(i)]!) / Math.sqrt(rvv[ch(i)]! + 1e-5)) * w![ch(i)]! + b![ch(i)]!),
+      [
+        { data: uniform(prod(shape), 45, -2, 2), shape },
+        { data: uniform(2, 46, -2, 2), shape: [2] },
+        { data: uniform(2, 47, -2, 2), shape: [2] },
+      ],
+      { samples: 25 },
+    );
     await disposeAll(x, y, rm, rv);
   });
   it("eval mode on rank 5 with weight only: forward and backward", async () => {

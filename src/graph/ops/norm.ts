@@ -252,6 +252,9 @@ export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | nu
     return splitChannels(op, [x, weight, bias], x.shape, ([xs, ws, bs]) => instanceNorm(xs!, ws, bs, { eps }));
   }
   const L: Layout = { groups: n * c, count: s, gstride: s, seglen: s, segstride: 0, sdiv: s, smod: n * c, adiv: s, amod: c };
+  // [2, N, C] → [2, C]: the weight gradient of channel c sums over the batch's instances
+  const P = segPlan(L, c, x);
+  if (P) return segTrain(op, x, weight, bias, eps, P, (sums) => (n === 1 ? sums : sumMiddle(sums, 2, n, c)), null, null, 0, 1);
   return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
     rowWeight: false,
     // [2, N, C] → [2, C]: the weight gradient of channel c sums over the batch's instances
@@ -329,12 +332,14 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   if (opts.training) {
     if (n * s < 2)
       throw new PulmoError(`${op}: expected more than 1 value per channel when training, got 'x' ${shapeStr(x.shape)}`);
+    const P = segPlan(L, c, x);
+    if (P) return segTrain(op, x, weight, bias, eps, P, (sums) => sums, rm, rv, momentum, (n * s) / (n * s - 1));
     const stats = groupStats(op, x, L);
     if (rm && rv)
       x.device.dispatch({
         kernel: "norm/running",
         bindings: { mean: stats.mean, var_: stats.var_, running_mean: rm, running_var: rv },
-        uniforms: { c, momentum, unbias: (n * s) / (n * s - 1) },
+        uniforms: { c, momentum, unbias: (n * s) / (n * s - 1), splits: 1 },
         workgroups: groups1d(c),
         label: label(`${op} running stats`, x, rm, rv),
       });
@@ -353,6 +358,8 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
     [xb, y].forEach((t) => t.dispose());
     return y2;
   }
+  const P = segPlan(L, c, x);
+  if (P) return segEval(x, weight, bias, eps, P, rm, rv);
   const fwd: ApplyArgs = { op, x, mean: rm, var_: rv, weight, L, eps };
   const y = applyForward(fwd, bias);
   if (!needsGrad(x, weight, bias)) return y;
@@ -526,6 +533,163 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
       part.dispose();
       [dw, db] = affineGrads(sums, d, needW, needB);
       sums.dispose();
+    }
+    return [dx, dw, db];
+  });
+  mean.dispose();
+  var_.dispose();
+  return y;
+}
+
+// ---------- instance / batch norm on kernels/norm/seg.wgsl ----------
+
+/** A norm whose groups are runs of contiguous segments (Groups) with the affine slot group % c,
+ * cut into chunks of about CHUNK elements, one workgroup each. */
+interface SegPlan extends Groups {
+  splits: number;
+  chunk: number;
+  c: number;
+  /** strides, segment length and chunk are multiples of 4 (tensor alignment checked per launch) */
+  v4: boolean;
+}
+
+/** Stats of one seg-kernel norm: the chunk partials of the stats pass, or fixed mean/variance. */
+type SegStats = { part: Tensor } | { mean: Tensor; var_: Tensor };
+
+function segPlan(L: Groups, c: number, x: Tensor): SegPlan | null {
+  if (L.count <= SMALL_GROUP) return null; // one thread per group (stats_merge `small`) is better
+  const v4 = [L.gstride, L.seglen, L.segstride].every((v) => v % 4 === 0) && x.byteOffset % 16 === 0;
+  let chunk = Math.ceil(L.count / Math.ceil(L.count / CHUNK));
+  if (v4) chunk = Math.ceil(chunk / 4) * 4;
+  const { groups, count, gstride, seglen, segstride } = L;
+  return { groups, count, gstride, seglen, segstride, c, chunk, splits: Math.ceil(count / chunk), v4 };
+}
+
+function segUniforms(P: SegPlan, eps: number) {
+  const { groups, splits, chunk, count, gstride, seglen, segstride, c } = P;
+  return { groups, splits, chunk, count, gstride, seglen, segstride, c, eps };
+}
+
+function statsBindings(st: SegStats, dummy: Tensor) {
+  return "part" in st ? { spart: st.part, mean: dummy, var_: dummy } : { spart: dummy, mean: st.mean, var_: st.var_ };
+}
+
+function segStats(op: string, x: Tensor, P: SegPlan): Tensor {
+  const part = Tensor.empty(x.device, [P.groups * P.splits * 3]);
+  x.device.dispatch({
+    kernel: "norm/seg",
+    entry: "stats",
+    constants: { V4: P.v4 ? 1 : 0 },
+    bindings: { x, xv: x, part },
+    uniforms: segUniforms(P, 0),
+    workgroups: P.groups * P.splits,
+    label: label(`${op} stats`, x),
+  });
+  return part;
+}
+
+function segApply(op: string, x: Tensor, P: SegPlan, st: SegStats, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  const y = Tensor.empty(x.device, x.shape);
+  const v4 = P.v4 && x.byteOffset % 16 === 0;
+  x.device.dispatch({
+    kernel: "norm/seg",
+    entry: v4 ? "apply4" : "apply1",
+    constants: { FIXED: "part" in st ? 0 : 1, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    bindings: { x, xv: x, ...statsBindings(st, x), weight: weight ?? x, bias: bias ?? x, out: y, outv: y },
+    uniforms: segUniforms(P, eps),
+    workgroups: P.groups * P.splits,
+    label: label(op, x, weight, bias),
+  });
+  return y;
+}
+
+/** [2, groups, splits]: per chunk sum(dy), sum(dy * xhat). */
+function segGsum(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, eps: number): Tensor {
+  const gpart = Tensor.empty(x.device, [2 * P.groups * P.splits]);
+  const v4 = P.v4 && x.byteOffset % 16 === 0 && dy.byteOffset % 16 === 0;
+  x.device.dispatch({
+    kernel: "norm/seg",
+    entry: "gsum",
+    constants: { V4: v4 ? 1 : 0, FIXED: "part" in st ? 0 : 1 },
+    bindings: { x, xv: x, dy, dyv: dy, ...statsBindings(st, x), gpart },
+    uniforms: segUniforms(P, eps),
+    workgroups: P.groups * P.splits,
+    label: label(`${op}_backward sums`, x),
+  });
+  return gpart;
+}
+
+function segBwd(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, weight: Tensor | null, gsp: Tensor | null, eps: number): Tensor {
+  const dx = Tensor.empty(x.device, x.shape);
+  const v4 = P.v4 && x.byteOffset % 16 === 0 && dy.byteOffset % 16 === 0;
+  x.device.dispatch({
+    kernel: "norm/seg",
+    entry: v4 ? "bwd4" : "bwd1",
+    constants: { FIXED: gsp ? 0 : 1, HAS_W: weight ? 1 : 0 },
+    bindings: { x, xv: x, dy, dyv: dy, ...statsBindings(st, x), weight: weight ?? x, gsp: gsp ?? x, out: dx, outv: dx },
+    uniforms: segUniforms(P, eps),
+    workgroups: P.groups * P.splits,
+    label: label(`${op}_backward`, x),
+  });
+  return dx;
+}
+
+/** Instance norm or training batch norm on the seg kernels: stats (one read of x) + apply
+ * forward; gsum + bwd backward. `channelSums` folds per-group sums [2, groups] to [2, C]. */
+function segTrain(
+  op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, P: SegPlan,
+  channelSums: (sums: Tensor) => Tensor, rm: Tensor | null, rv: Tensor | null, momentum: number, unbias: number,
+): Tensor {
+  const part = segStats(op, x, P);
+  if (rm && rv)
+    x.device.dispatch({
+      kernel: "norm/running",
+      entry: "from_part",
+      bindings: { part, running_mean: rm, running_var: rv },
+      uniforms: { c: P.groups, momentum, unbias, splits: P.splits },
+      workgroups: groups1d(P.groups),
+      label: label(`${op} running stats`, x, rm, rv),
+    });
+  const y = segApply(op, x, P, { part }, weight, bias, eps);
+  const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);
+  record(op, y, [x, weight, bias], weight ? [x, part, weight] : [x, part], (dy, [xs, ps, ws]) => {
+    const st = { part: ps! };
+    const gp = segGsum(op, xs!, dy, P, st, eps);
+    const dx = needX ? segBwd(op, xs!, dy, P, st, ws ?? null, gp, eps) : null;
+    let [dw, db]: (Tensor | null)[] = [null, null];
+    if (needW || needB) {
+      const sums = P.splits === 1 ? gp : sumMiddle(gp, 2 * P.groups, P.splits, 1);
+      const cs = channelSums(sums);
+      [dw, db] = affineGrads(cs, cs.size / 2, needW, needB);
+      if (cs !== sums) cs.dispose();
+      if (sums !== gp) sums.dispose();
+    }
+    gp.dispose();
+    return [dx, dw, db];
+  });
+  part.dispose();
+  return y;
+}
+
+/** Eval batch norm on the seg kernels: fixed statistics (copied for the backward, as the
+ * running tensors may be updated in place before it runs). */
+function segEval(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, P: SegPlan, rm: Tensor, rv: Tensor): Tensor {
+  const op = "batch_norm";
+  const y = segApply(op, x, P, { mean: rm, var_: rv }, weight, bias, eps);
+  if (!needsGrad(x, weight, bias)) return y;
+  const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);
+  const mean = copyOf(rm);
+  const var_ = copyOf(rv);
+  record(op, y, [x, weight, bias], weight ? [x, mean, var_, weight] : [x, mean, var_], (dy, [xs, ms, vs, ws]) => {
+    const st = { mean: ms!, var_: vs! };
+    const dx = needX ? segBwd(op, xs!, dy, P, st, ws ?? null, null, eps) : null;
+    let [dw, db]: (Tensor | null)[] = [null, null];
+    if (needW || needB) {
+      const gp = segGsum(op, xs!, dy, P, st, eps);
+      const sums = P.splits === 1 ? gp : sumMiddle(gp, 2 * P.groups, P.splits, 1);
+      [dw, db] = affineGrads(sums, P.c, needW, needB);
+      if (sums !== gp) sums.dispose();
+      gp.dispose();
     }
     return [dx, dw, db];
   });
