@@ -1,7 +1,10 @@
 // Broadcasting binary ops y = a OP b, and their gradients summed back to an input's shape.
 // OP codes (keep in step with BINARY in src/graph/ops/elementwise.ts):
 //   0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum, 6 copy a (broadcast_to; grad: plain sum).
-// Bindings: 0 uniforms, 1 a, 2 b, 3 dy (grad only; bound to a in forward), 4 y.
+// Bindings: 0 uniforms, 1 a, 2 b, 3 dy (grad only; bound to a in forward), 4 y;
+// 5 a4, 6 b4, 7 dy4, 8 y4: the same as vec4 arrays for main4 / grad4, the same-shape case (no
+// broadcast, no reduction): they grid-stride over the bulk (a multiple of 64 elements, n counts
+// vec4s there) while main / grad (rank 1, unit strides) take the scalar tail.
 // Strides are per output dim in elements, 0 where an operand is broadcast; dims are coalesced in
 // TypeScript so the rank here is usually 1-3.
 // Trick (grad): the reduction over broadcast dims is a gather, not a scatter (no float atomics):
@@ -28,6 +31,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> y4: array<vec4<f32>>;
 
 fn at(v: array<vec4<u32>, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
@@ -126,4 +133,34 @@ fn grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc += partial(dy[io], x, w);
   }
   y[i] = acc;
+}
+
+fn apply4(x: vec4<f32>, w: vec4<f32>) -> vec4<f32> {
+  switch OP {
+    case 0u: { return x + w; }
+    case 1u: { return x - w; }
+    case 2u: { return x * w; }
+    case 3u: { return x / w; }
+    default: { return vec4<f32>(apply(x.x, w.x), apply(x.y, w.y), apply(x.z, w.z), apply(x.w, w.w)); }
+  }
+}
+
+@compute @workgroup_size(64)
+fn main4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  for (var i = gid.x + gid.y * nwg.x * 64u; i < p.n; i += stride) {
+    y4[i] = apply4(a4[i], b4[i]);
+  }
+}
+
+@compute @workgroup_size(64)
+fn grad4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  for (var i = gid.x + gid.y * nwg.x * 64u; i < p.n; i += stride) {
+    let g = dy4[i];
+    var x = vec4<f32>(0.0);
+    var w = vec4<f32>(0.0);
+    if (OP >= 2u && OP <= 5u) { x = a4[i]; w = b4[i]; }
+    y4[i] = vec4<f32>(partial(g.x, x.x, w.x), partial(g.y, x.y, w.y), partial(g.z, x.z, w.z), partial(g.w, x.w, w.w));
+  }
 }

@@ -84,6 +84,9 @@ describe("binary ops against a float64 reference, with broadcasting", () => {
     [[3, 4], [3, 4]],
     [[7], [40, 20, 7]], // long reduction for a's gradient: the two-pass sum
     [[2, 3, 1], []],
+    // same shape: vec4 bulk (multiples of 64 elements) plus a scalar tail
+    [[128], [128]],
+    [[3, 1367], [3, 1367]],
   ];
   for (const [name, [fn, ref]] of Object.entries(REFS))
     for (const [as, bs] of shapes)

@@ -5,6 +5,7 @@ import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { overBindingLimit, splitBroadcast } from "./split.ts";
 import { coalesceDims, expectFloat, expectSameDevice, groups1d, label, type StridedDim } from "../launch.ts";
+import { gridGroups, vec4Launch } from "./activation.ts";
 
 /** Binary ops of kernels/elementwise/binary.wgsl: name → OP code. */
 const BINARY = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5, broadcast_to: 6 } as const;
@@ -69,6 +70,21 @@ function launchBinary(op: BinaryOp, a: Tensor, b: Tensor, out: readonly number[]
   const dims = coalesce(out.map((extent, d) => ({ extent, reduced: false, strides: [sa[d]!, sb[d]!] })));
   checkRank(op, dims, a, b);
   const zeros = new Array(MAX_RANK).fill(0);
+  if (dims.length === 1 && dims[0]!.strides.every((st) => st === 1)) {
+    // same shape, no broadcast: vec4 bulk and a scalar tail (as a rank-1 contiguous loop)
+    vec4Launch({ a, b, y }, (v4, bindings, n) =>
+      a.device.dispatch({
+        kernel: "elementwise/binary",
+        entry: v4 ? "main4" : "main",
+        constants: { OP: BINARY[op] },
+        bindings,
+        uniforms: { n, rank: 1, count: 0, chunk: 0, shape: pad8([n], 1), rshape: pad8([], 1), ostr: zeros, astr: pad8([1], 0), bstr: pad8([1], 0) },
+        workgroups: v4 ? gridGroups(n) : groups1d(n),
+        label: label(op, a, b),
+      }),
+    );
+    return y;
+  }
   a.device.dispatch({
     kernel: "elementwise/binary",
     constants: { OP: BINARY[op] },
@@ -108,6 +124,23 @@ function launchGrad(op: BinaryOp, side: 0 | 1, dy: Tensor, a: Tensor, b: Tensor,
     out.map((extent, d) => ({ extent, reduced: st[d] === 0 && extent !== 1, strides: [so[d]!, sa[d]!, sb[d]!] })),
   );
   checkRank(`${op}_backward`, dims, dy);
+  if (dims.length === 1 && !dims[0]!.reduced && dims[0]!.strides.every((st) => st === 1)) {
+    // same shape, nothing summed: vec4 bulk and a scalar tail (rank 1, one position per target)
+    const y = Tensor.empty(dy.device, target);
+    const one = pad8([1], 0);
+    vec4Launch({ a, b, dy, y }, (v4, bindings, n) =>
+      dy.device.dispatch({
+        kernel: "elementwise/binary",
+        entry: v4 ? "grad4" : "grad",
+        constants: { OP: BINARY[op], SIDE: side },
+        bindings,
+        uniforms: { n, rank: 1, count: 1, chunk: 1, shape: pad8([n], 1), rshape: pad8([], 1), ostr: one, astr: one, bstr: one },
+        workgroups: v4 ? gridGroups(n) : groups1d(n),
+        label: label(`${op}_backward`, dy),
+      }),
+    );
+    return y;
+  }
   const tn = dims.reduce((n, d) => (d.reduced ? n : n * d.extent), 1);
   const count = dims.reduce((n, d) => (d.reduced ? n * d.extent : n), 1);
   // Split a long reduction over a small target into partial sums, then sum the partials.
