@@ -19,6 +19,7 @@
 // a 1-channel output (a single-input-channel conv's grad x) wastes no lanes.
 override OCB: u32 = 4u;  // output channels per invocation: 1 to 8
 override VOX: u32 = 1u;  // outputs along W per invocation, one W phase: 1 to 4
+override TPG: u32 = 1u;  // W taps per input window: 1 to 8 (> 1 only when dil divides stride)
 alias elem = f32;
 struct Params {
   batch: u32,
@@ -117,24 +118,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       if (ih >= iz.y) { continue; }
       let xh = xn + u32(id) * ihw + u32(ih) * p.isz.z;
       let kdh = (u32(kd) * p.ksz.y + u32(kh)) * p.ksz.z;
-      for (var kw = kw0; kw < kz.z; kw += st.z) {
-        let iw0 = (tw - kw * dl.z) / s.z;  // exact: a multiple of s.z by the phase
-        if (iw0 >= iz.z || iw0 + i32(VOX) <= 0) { continue; }
-        // Per output r: input column iw0 + r, or (masked) the row's first column.
-        var xi: array<u32, 4>;
-        var ok: array<bool, 4>;
-        for (var r = 0u; r < VOX; r++) {
-          let iw = iw0 + i32(r);
-          ok[r] = iw >= 0 && iw < iz.z;
-          xi[r] = xh + u32(select(0, iw, ok[r]));
+      // This phase's W taps kw0 + t * kstep, in groups of TPG: with TPG > 1 (only when the tap
+      // step moves the input by exactly one column, dil | stride) tap t of a group reads the
+      // window of VOX + TPG - 1 inputs shifted by -t, so each input load serves up to TPG taps.
+      for (var kwa = kw0; kwa < kz.z; kwa += i32(TPG) * st.z) {
+        let iwa = (tw - kwa * dl.z) / s.z;  // exact: a multiple of s.z by the phase
+        let wlo = iwa - i32(TPG - 1u);      // window element e holds input column wlo + e
+        if (wlo >= iz.z || iwa + i32(VOX) <= 0) { continue; }
+        var xi: array<u32, 11>;
+        var ok: array<bool, 11>;
+        for (var e = 0u; e < VOX + TPG - 1u; e++) {
+          let iw = wlo + i32(e);
+          ok[e] = iw >= 0 && iw < iz.z;
+          xi[e] = xh + u32(select(0, iw, ok[e]));
         }
-        var wi = kdh + u32(kw);
+        var wi: array<u32, 8>;
+        var tok: array<bool, 8>;
+        for (var t = 0u; t < TPG; t++) {
+          let kw = kwa + i32(t) * st.z;
+          tok[t] = kw < kz.z;
+          wi[t] = kdh + u32(select(kwa, kw, tok[t]));
+        }
         for (var ic = 0u; ic < p.cin_g; ic++) {
-          var xv = vec4<f32>(0.0);
-          for (var r = 0u; r < VOX; r++) { xv[r] = select(0.0, f32(x[xi[r]]), ok[r]); }
-          for (var j = 0u; j < OCB; j++) { acc[j] += xv * f32(w[wo[j] + wi]); }
-          for (var r = 0u; r < VOX; r++) { xi[r] += p.isz.w; }
-          wi += wstride;
+          var xw: array<f32, 14>;  // VOX + TPG - 1 loaded, the rest 0
+          for (var e = 0u; e < 14u; e++) { xw[e] = 0.0; }
+          for (var e = 0u; e < VOX + TPG - 1u; e++) { xw[e] = select(0.0, f32(x[xi[e]]), ok[e]); }
+          for (var t = 0u; t < TPG; t++) {
+            let b = TPG - 1u - t;  // output r of tap t reads element b + r
+            let xv = vec4<f32>(xw[b], xw[b + 1u], xw[b + 2u], xw[b + 3u]);
+            for (var j = 0u; j < OCB; j++) { acc[j] += xv * select(0.0, f32(w[wo[j] + wi[t]]), tok[t]); }
+          }
+          for (var e = 0u; e < VOX + TPG - 1u; e++) { xi[e] += p.isz.w; }
+          for (var t = 0u; t < TPG; t++) { wi[t] += wstride; }
         }
       }
     }

@@ -218,6 +218,26 @@ const SPECS: Spec[] = [
     bias: true,
     opts: { stride: [1, 2, 3], padding: [0, 1, 2], dilation: [1, 1, 2], outputPadding: [0, 1, 1] },
   },
+  {
+    // grad x: 4 W taps of a phase share one input window (TPG = 4), 4 outputs per invocation
+    name: "conv3d stride (1,2,2), 1x3x7 kernel, wide rows (grad x input windows over W taps)",
+    fn: conv3d,
+    transposed: false,
+    x: [1, 2, 3, 4, 30],
+    w: [3, 2, 1, 3, 7],
+    bias: true,
+    opts: { stride: [1, 2, 2], padding: [0, 1, 3] },
+  },
+  {
+    // stride 1, 9 W taps: two windows of TPG = 8 taps, the second one partial
+    name: "conv_transpose2d stride 1, 2x9 kernel (input windows of 8 W taps)",
+    fn: convTranspose2d,
+    transposed: true,
+    x: [1, 2, 3, 12],
+    w: [2, 3, 2, 9],
+    bias: false,
+    opts: { padding: [0, 2] },
+  },
 ];
 
 describe("conv against a float64 reference (shapes outside the golden set)", () => {

@@ -147,10 +147,19 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
     pad: g.pad,
     dil: g.dil,
   };
-  if (transposed) uniforms.kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
+  const constants: Record<string, number> = { OCB: ocb, VOX: vox };
+  if (transposed) {
+    const kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
+    uniforms.kstep = kstep;
+    // W taps of one phase that share an input window: all of them (at most 8) when consecutive
+    // phase taps read consecutive inputs (kstep * dil = stride, i.e. dil divides stride)
+    const tapsPerPhase = Math.ceil(g.k[2] / kstep[2]!);
+    const tpg = kstep[2]! * g.dil[2] === g.stride[2] ? Math.min(8, tapsPerPhase) : 1;
+    if (tpg > 1) constants.TPG = tpg;
+  }
   device.dispatch({
     kernel: kernelName(transposed ? "conv/conv_transposed" : "conv/conv_direct", x.dtype === "f16" ? "f16" : null),
-    constants: { OCB: ocb, VOX: vox },
+    constants,
     bindings: { x, w, bias: bias ?? w, y },
     uniforms,
     workgroups: g.batch * g.groups * nblk * tiles,
@@ -178,7 +187,9 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const ctiles = Math.ceil(Math.ceil((bcG * numel(g.k)) / cpi) / TILE);
   const perChunk = g.groups * nblk * ctiles;
   const maxWorkgroups = device.limits.maxWorkgroupsPerDim ** 2;
-  let nchunks = Math.min(Math.ceil(GRAD_WEIGHT_WORKGROUPS / perChunk), rows, MAX_CHUNKS, Math.floor(PARTIAL_LIMIT / Math.max(1, wn)));
+  // partial sums: at most PARTIAL_LIMIT elements and within one storage binding
+  const partialCap = Math.min(PARTIAL_LIMIT, Math.floor(device.limits.maxBindingBytes / 4));
+  let nchunks = Math.min(Math.ceil(GRAD_WEIGHT_WORKGROUPS / perChunk), rows, MAX_CHUNKS, Math.floor(partialCap / Math.max(1, wn)));
   nchunks = Math.max(1, Math.min(nchunks, Math.floor(maxWorkgroups / perChunk)));
   const rowsPerChunk = Math.max(1, Math.ceil(rows / nchunks));
   nchunks = Math.max(1, Math.ceil(rows / rowsPerChunk));
