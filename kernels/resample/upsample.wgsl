@@ -4,7 +4,8 @@
 // MODE 1 linear: src = r * (dst + 0.5) - 0.5 clamped at 0 (align = 0) or src = r * dst
 // (align = 1, align_corners=True); taps floor(src) and the next one, clamped at the edge.
 // r is the source-per-destination ratio per dim, computed by the op as PyTorch does.
-// Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 dst (forward: y, backward: dx).
+// Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 dst (forward: y, backward: dx),
+// 3 dst4 (main4: y as vec4s).
 // Trick: the backward is a gather. Each input element bounds, per dim, the outputs that can
 // read it (inverting the source map with a margin), then re-evaluates the forward's exact
 // taps on those candidates and keeps the ones that hit it, so the gradient is the exact
@@ -20,6 +21,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
 
 // The two input taps of output o along one dim and their weights (nearest: one tap, weight 1).
 struct Tap { i0: u32, i1: u32, l0: f32, l1: f32 }
@@ -65,16 +67,10 @@ fn candidates(i: u32, size: u32, osize: u32, r: f32) -> vec2<u32> {
 // for ×2 upsampling ≈ 2 loads per output instead of 8.
 override VW: u32 = 16u;
 
-fn blend(td: Tap, th: Tap, r00: u32, r01: u32, r10: u32, r11: u32, w: u32) -> f32 {
-  if (MODE == 0u) { return src[r00 + w]; }
-  return td.l0 * (th.l0 * src[r00 + w] + th.l1 * src[r01 + w]) +
-         td.l1 * (th.l0 * src[r10 + w] + th.l1 * src[r11 + w]);
-}
+// The D/H blend of one output row and the W block an invocation owns.
+struct Row { td: Tap, th: Tap, r00: u32, r01: u32, r10: u32, r11: u32, obase: u32, ow0: u32, ow1: u32 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= p.n) { return; }
+fn row_of(i: u32) -> Row {
   let blocks = (p.outd.z + VW - 1u) / VW;
   let wb = i % blocks;
   let row = i / blocks;
@@ -85,32 +81,58 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let base = nc * p.ind.x * p.ind.y * p.ind.z;
   let td = tap(od, p.ind.x, p.ratio.x);
   let th = tap(oh, p.ind.y, p.ratio.y);
-  let r00 = base + (td.i0 * p.ind.y + th.i0) * p.ind.z;
-  let r01 = base + (td.i0 * p.ind.y + th.i1) * p.ind.z;
-  let r10 = base + (td.i1 * p.ind.y + th.i0) * p.ind.z;
-  let r11 = base + (td.i1 * p.ind.y + th.i1) * p.ind.z;
   let ow0 = wb * VW;
-  let ow1 = min(ow0 + VW, p.outd.z);
-  let obase = row * p.outd.z;
-  // sliding pair of blended input columns: taps never move backwards along W
-  var ia = 0xffffffffu;
-  var ib = 0xffffffffu;
-  var va = 0.0;
-  var vb = 0.0;
-  for (var ow = ow0; ow < ow1; ow++) {
-    let tw = tap(ow, p.ind.z, p.ratio.z);
-    if (tw.i0 != ia) {
-      if (tw.i0 == ib) { ia = ib; va = vb; } else { ia = tw.i0; va = blend(td, th, r00, r01, r10, r11, tw.i0); }
-    }
-    if (tw.i1 != ib) {
-      ib = tw.i1;
-      if (tw.i1 == ia) { vb = va; } else { vb = blend(td, th, r00, r01, r10, r11, tw.i1); }
-    }
-    if (MODE == 0u) {
-      dst[obase + ow] = va;
-    } else {
-      dst[obase + ow] = tw.l0 * va + tw.l1 * vb;
-    }
+  return Row(td, th,
+    base + (td.i0 * p.ind.y + th.i0) * p.ind.z, base + (td.i0 * p.ind.y + th.i1) * p.ind.z,
+    base + (td.i1 * p.ind.y + th.i0) * p.ind.z, base + (td.i1 * p.ind.y + th.i1) * p.ind.z,
+    row * p.outd.z, ow0, min(ow0 + VW, p.outd.z));
+}
+
+fn blend(r: Row, w: u32) -> f32 {
+  if (MODE == 0u) { return src[r.r00 + w]; }
+  return r.td.l0 * (r.th.l0 * src[r.r00 + w] + r.th.l1 * src[r.r01 + w]) +
+         r.td.l1 * (r.th.l0 * src[r.r10 + w] + r.th.l1 * src[r.r11 + w]);
+}
+
+// Sliding pair of blended input columns (ia: va, ib: vb): taps never move backwards along W.
+struct Slide { ia: u32, ib: u32, va: f32, vb: f32 }
+
+fn output(r: Row, ow: u32, st: ptr<function, Slide>) -> f32 {
+  let tw = tap(ow, p.ind.z, p.ratio.z);
+  if (tw.i0 != (*st).ia) {
+    if (tw.i0 == (*st).ib) { (*st).ia = (*st).ib; (*st).va = (*st).vb; } else { (*st).ia = tw.i0; (*st).va = blend(r, tw.i0); }
+  }
+  if (tw.i1 != (*st).ib) {
+    (*st).ib = tw.i1;
+    if (tw.i1 == (*st).ia) { (*st).vb = (*st).va; } else { (*st).vb = blend(r, tw.i1); }
+  }
+  if (MODE == 0u) { return (*st).va; }
+  return tw.l0 * (*st).va + tw.l1 * (*st).vb;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let r = row_of(i);
+  var st = Slide(0xffffffffu, 0xffffffffu, 0.0, 0.0);
+  for (var ow = r.ow0; ow < r.ow1; ow++) { dst[r.obase + ow] = output(r, ow, &st); }
+}
+
+// main with 16-byte stores: for an output W that is a multiple of 4 (VW is one too), every
+// block starts and ends on a vec4.
+@compute @workgroup_size(64)
+fn main4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let r = row_of(i);
+  var st = Slide(0xffffffffu, 0xffffffffu, 0.0, 0.0);
+  for (var ow = r.ow0; ow < r.ow1; ow += 4u) {
+    let v0 = output(r, ow, &st);
+    let v1 = output(r, ow + 1u, &st);
+    let v2 = output(r, ow + 2u, &st);
+    let v3 = output(r, ow + 3u, &st);
+    dst4[(r.obase + ow) / 4u] = vec4<f32>(v0, v1, v2, v3);
   }
 }
 

@@ -17,7 +17,7 @@ export interface UpsampleOptions {
   alignCorners?: boolean;
 }
 
-/** Outputs per invocation along W in the forward (resample/upsample override VW). */
+/** Outputs per invocation along W in the forward (resample/upsample override VW; a multiple of 4). */
 const VW = 16;
 /** Inputs per invocation along the axis in the backward (resample/upsample_axis override VB). */
 const VB = 16;
@@ -84,10 +84,13 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   const outSp = outd, inSp = ind;
   const blocks = Math.ceil(outSp[2]! / VW);
   const threads = (y.size / outSp[2]!) * blocks;
+  // output rows a multiple of 4 long: blocks start and end on vec4s (16-byte stores)
+  const v4 = outSp[2]! % 4 === 0;
   device.dispatch({
     kernel: "resample/upsample",
+    entry: v4 ? "main4" : "main",
     constants: { ...constants, VW },
-    bindings: { src: x, dst: y },
+    bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
     uniforms: { ...geometry, n: threads },
     workgroups: groups1d(threads),
     label: label(`${op}_${mode}`, x),
