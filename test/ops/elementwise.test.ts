@@ -177,6 +177,13 @@ describe("scalar ops against a float64 reference", () => {
   const xs = uniform(37, 12, -3, 3);
   it("addScalar", () => check((x) => addScalar(x, 1.5), (v) => v + 1.5, () => 1, xs));
   it("mulScalar", () => check((x) => mulScalar(x, -0.75), (v) => v * -0.75, () => -0.75, xs));
+  // 64- and 4163-element inputs: the vec4 bulk, and the bulk plus a scalar tail
+  const long = uniform(4163, 13, -3, 3);
+  it("mulScalar, powScalar and clamp over the vec4 bulk and a scalar tail", async () => {
+    await check((x) => mulScalar(x, -0.75), (v) => v * -0.75, () => -0.75, long.slice(0, 64));
+    await check((x) => powScalar(x, 3), (v) => v ** 3, (v) => 3 * v ** 2, long);
+    await check((x) => clamp(x, -1, 0.5), (v) => Math.min(Math.max(v, -1), 0.5), (v) => (v >= -1 && v <= 0.5 ? 1 : 0), long);
+  });
   it("powScalar with integral exponents works for negative bases", () =>
     check((x) => powScalar(x, 3), (v) => v ** 3, (v) => 3 * v ** 2, xs));
   it("powScalar with a negative integral exponent", () =>

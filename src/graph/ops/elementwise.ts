@@ -257,15 +257,17 @@ interface ScalarArgs {
 
 function launchScalar(op: ScalarOp, entry: "main" | "backward", x: Tensor, dy: Tensor | null, args: ScalarArgs): Tensor {
   const y = Tensor.empty(x.device, x.shape);
-  x.device.dispatch({
-    kernel: "elementwise/scalar",
-    entry,
-    constants: { OP: SCALAR[op] },
-    bindings: { x, dy: dy ?? x, y },
-    uniforms: { n: x.size, s: args.s, hi: args.hi, has_lo: args.hasLo ? 1 : 0, has_hi: args.hasHi ? 1 : 0 },
-    workgroups: groups1d(x.size),
-    label: label(entry === "main" ? op : `${op}_backward`, x),
-  });
+  vec4Launch(dy ? { x, dy, y } : { x, y }, (v4, bindings, n) =>
+    x.device.dispatch({
+      kernel: "elementwise/scalar",
+      entry: v4 ? `${entry}4` : entry,
+      constants: { OP: SCALAR[op] },
+      bindings,
+      uniforms: { n, s: args.s, hi: args.hi, has_lo: args.hasLo ? 1 : 0, has_hi: args.hasHi ? 1 : 0 },
+      workgroups: v4 ? gridGroups(n) : groups1d(n),
+      label: label(entry === "main" ? op : `${op}_backward`, x),
+    }),
+  );
   return y;
 }
 
