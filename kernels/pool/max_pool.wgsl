@@ -3,7 +3,7 @@
 // (they count as -inf), ties go to the first maximum in (d, h, w) scan order, NaN propagates.
 // Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 idx (u32 argmax per output, the
 // flat d*H*W + h*W + w within its [D, H, W] slice; written forward, read backward),
-// 3 dst (forward: y, backward: dx).
+// 3 dst (forward: y, backward: dx), 4 src4 (main_w2: x as vec4s).
 // Trick: the backward is a gather, not a scatter: each input element visits the (at most
 // kd*kh*kw) windows that can contain it and sums dy where that window's argmax is itself, so
 // overlapping windows need no atomics and every dx element is written exactly once.
@@ -23,8 +23,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read> src4: array<vec4<f32>>;
 
 const NO_INDEX: u32 = 0xffffffffu;
+
+// From the bits: llvmpipe compiles 'v != v' as false (no-NaN float math), so a NaN after the
+// first element of a window was lost.
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -53,8 +60,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (iw < 0 || iw >= extent.z) { continue; }
         let j = (u32(id) * p.ind.y + u32(ih)) * p.ind.z + u32(iw);
         let v = src[base + j];
-        // strict '>' keeps the first maximum; 'v != v' lets a NaN through as PyTorch does
-        if (!found || v > best || v != v) {
+        // strict '>' keeps the first maximum; a NaN always wins, as in PyTorch
+        if (!found || v > best || is_nan(v)) {
           found = true;
           best = v;
           arg = j;
@@ -115,4 +122,58 @@ fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   if (j == NO_INDEX) { return; }
   let nc = i / (p.outd.x * p.outd.y * p.outd.z);
   dst[nc * p.ind.x * p.ind.y * p.ind.z + j] = src[i];
+}
+
+// The keep-the-first-maximum step of main (strict '>', a NaN wins), for one candidate.
+fn take(found: ptr<function, bool>, best: ptr<function, f32>, arg: ptr<function, u32>, v: f32, j: u32) {
+  if (!*found || v > *best || is_nan(v)) {
+    *found = true;
+    *best = v;
+    *arg = j;
+  }
+}
+
+// main for the common W window (kernel 2, stride 2, no padding or dilation along W) on an input
+// W that is a multiple of 4: one invocation per pair of outputs along W, whose two windows are
+// one aligned vec4 of each (d, h) input row. D and H keep any kernel, stride, padding, dilation.
+@compute @workgroup_size(64)
+fn main_w2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.n) { return; }
+  let pairs = p.outd.z / 2u;
+  let q = i % pairs;
+  let t = i / pairs;
+  let oh = t % p.outd.y;
+  let t2 = t / p.outd.y;
+  let od = t2 % p.outd.x;
+  let nc = t2 / p.outd.x;
+  let base4 = nc * p.ind.x * p.ind.y * (p.ind.z / 4u);
+  let start = vec2<i32>(vec2<u32>(od, oh) * p.s.xy) - vec2<i32>(p.pad.xy);
+  var f0 = false;
+  var f1 = false;
+  var b0 = 0.0;
+  var b1 = 0.0;
+  var a0 = NO_INDEX;
+  var a1 = NO_INDEX;
+  for (var kd = 0u; kd < p.k.x; kd++) {
+    let id = start.x + i32(kd * p.dil.x);
+    if (id < 0 || id >= i32(p.ind.x)) { continue; }
+    for (var kh = 0u; kh < p.k.y; kh++) {
+      let ih = start.y + i32(kh * p.dil.y);
+      if (ih < 0 || ih >= i32(p.ind.y)) { continue; }
+      let row = u32(id) * p.ind.y + u32(ih);
+      let v = src4[base4 + row * (p.ind.z / 4u) + q];
+      let j = row * p.ind.z + 4u * q;
+      take(&f0, &b0, &a0, v.x, j);
+      take(&f0, &b0, &a0, v.y, j + 1u);
+      take(&f1, &b1, &a1, v.z, j + 2u);
+      take(&f1, &b1, &a1, v.w, j + 3u);
+    }
+  }
+  var ninf = 0xff800000u;
+  let o = t * p.outd.z + 2u * q;
+  dst[o] = select(bitcast<f32>(ninf), b0, f0);
+  dst[o + 1u] = select(bitcast<f32>(ninf), b1, f1);
+  idx[o] = a0;
+  idx[o + 1u] = a1;
 }

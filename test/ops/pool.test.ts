@@ -112,6 +112,8 @@ describe("max pooling against a float64 reference", () => {
     { name: "3d overlapping 3x3x3 stride 2 padding 1", shape: [2, 2, 5, 7, 6], k: [3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], d: [1, 1, 1] },
     { name: "3d anisotropic kernel/stride with dilation", shape: [1, 3, 4, 9, 8], k: [1, 3, 2], s: [1, 1, 3], p: [0, 1, 1], d: [1, 2, 2] },
     { name: "2d 2x3 stride (1,2) padding (1,1)", shape: [3, 2, 7, 11], k: [2, 3], s: [1, 2], p: [1, 1], d: [1, 1] },
+    // kernel 2 stride 2 along a W that is a multiple of 4: the forward's vec4 W-pair entry
+    { name: "3d W pairs (W 12) with D/H padding and dilation", shape: [2, 2, 5, 6, 12], k: [3, 2, 2], s: [1, 1, 2], p: [1, 1, 0], d: [1, 2, 1] },
   ];
   // windows that share no input: the backward scatters into a zero-filled dx
   const disjoint: typeof cases = [
@@ -119,6 +121,8 @@ describe("max pooling against a float64 reference", () => {
     { name: "3d stride > kernel with padding", shape: [1, 2, 7, 8, 9], k: [3, 2, 3], s: [4, 3, 3], p: [1, 1, 0], d: [1, 1, 1] },
     { name: "3d dilation 2 kernel 2 stride 3", shape: [1, 2, 6, 7, 8], k: [2, 2, 2], s: [3, 3, 3], p: [0, 1, 0], d: [2, 2, 2] },
     { name: "2d 3x3 stride 3", shape: [2, 3, 10, 11], k: [3, 3], s: [3, 3], p: [1, 1], d: [1, 1] },
+    { name: "3d 2x2x2 on W 16 (vec4 W pairs), odd D", shape: [1, 3, 5, 6, 16], k: [2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], d: [1, 1, 1] },
+    { name: "2d 2x2 on W 8 (vec4 W pairs)", shape: [2, 2, 6, 8], k: [2, 2], s: [2, 2], p: [0, 0], d: [1, 1] },
   ];
   for (const c of disjoint)
     it(`${c.name}: forward and backward (scatter over disjoint windows)`, async () => {
@@ -157,6 +161,31 @@ describe("max pooling against a float64 reference", () => {
     const want = new Array(24).fill(0);
     for (let oh = 0; oh < 2; oh++) for (let ow = 0; ow < 3; ow++) want[oh * 2 * 6 + ow * 2] = ones.dy[oh * 3 + ow]!;
     expectClose(ones.dx, want, 1e-7);
+    // the same on W 8 (the vec4 W-pair forward)
+    const ones8 = await forwardBackward(dev(), new Array(32).fill(1), [1, 1, 4, 8], (t) => maxPool2d(t, { kernel: 2 }));
+    const want8 = new Array(32).fill(0);
+    for (let oh = 0; oh < 2; oh++) for (let ow = 0; ow < 4; ow++) want8[oh * 2 * 8 + ow * 2] = ones8.dy[oh * 4 + ow]!;
+    expectClose(ones8.dx, want8, 1e-7);
+    const tiesW8 = uniform(2 * 6 * 8, 4, 0, 3).map(Math.floor);
+    const r8 = await forwardBackward(dev(), tiesW8, [1, 2, 6, 8], (t) => maxPool2d(t, { kernel: 2 }));
+    const ref8 = maxPoolRef(tiesW8, [1, 2, 6, 8], [2, 2], [2, 2], [0, 0], [1, 1], r8.dy);
+    expectClose(r8.y, ref8.y, 0);
+    expectClose(r8.dx, ref8.dx, 1e-6);
+  });
+
+  it("a NaN wins its window and takes the gradient (PyTorch), in both forward entries", async () => {
+    for (const w of [6, 8]) {
+      const shape = [1, 1, 2, w];
+      const x = Array.from({ length: 2 * w }, (_, i) => i % 5);
+      x[w + 1] = NaN; // second row, second column: the last element of window 0 in scan order
+      x[2] = NaN; // first row, third column: the first element of window 1
+      const r = await forwardBackward(dev(), x, shape, (t) => maxPool2d(t, { kernel: 2 }));
+      expect(Number.isNaN(r.y[0])).toBe(true);
+      expect(Number.isNaN(r.y[1])).toBe(true);
+      expect(r.dx[w + 1]).toBeCloseTo(r.dy[0]!, 6);
+      expect(r.dx[2]).toBeCloseTo(r.dy[1]!, 6);
+      expect(r.dx[0]).toBe(0);
+    }
   });
 
   it("accepts unbatched input, a scalar kernel and the default stride", async () => {

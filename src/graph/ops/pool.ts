@@ -75,11 +75,16 @@ function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tens
   }
   const y = Tensor.empty(device, yShape);
   const idx = Tensor.empty(device, yShape, "u32", "argmax");
+  // W windows of 2 at stride 2 over rows a multiple of 4 long: each aligned vec4 holds two windows
+  const g = geometry;
+  const w2 = g.k[2] === 2 && g.s[2] === 2 && g.dil[2] === 1 && g.pad[2] === 0 && g.ind[2]! % 4 === 0;
+  const threads = w2 ? y.size / 2 : y.size;
   device.dispatch({
     kernel: "pool/max_pool",
-    bindings: { src: x, idx, dst: y },
-    uniforms: { ...geometry, n: y.size },
-    workgroups: groups1d(y.size),
+    entry: w2 ? "main_w2" : "main",
+    bindings: w2 ? { src4: x, idx, dst: y } : { src: x, idx, dst: y },
+    uniforms: { ...geometry, n: threads },
+    workgroups: groups1d(threads),
     label: label(op, x),
   });
   const xShape = x.shape;
