@@ -2,8 +2,8 @@
 // grid-sample, so each level is sampled trilinearly with gathers. Per level: value → a
 // [N*nH*D*H*W, Dh] table; sample positions loc*size − 0.5 (align_corners = false); for the 8
 // corners, flat row indices (clamped, with a 0/1 validity mask for zeros padding) and weights
-// attn × Π(frac or 1 − frac); ONE gather of all 8 corners' rows, weighted, summed over corners
-// and points; levels summed; → [N, Lq, nH*Dh]. Same shapes and data as ours (checked against
+// attn × Π(frac or 1 − frac); one gather per corner, weighted and accumulated, summed over
+// points; levels summed; → [N, Lq, nH*Dh]. Same shapes and data as ours (checked against
 // our output by bench/kernels.ts before timing).
 
 /** value [N, S, nH, Dh], loc [N, Lq, nH, nL, nP, 3] (x→W, y→H, z→D in [0, 1]),
@@ -34,20 +34,21 @@ export function tfMsDeformAttn3d(tf: any, value: any, loc: any, attn: any, shape
     const [fx, fy, fz] = tf.split(fr, 3, 1).map((t: any) => tf.reshape(t, [M]));
     const a = tf.reshape(tf.slice(attn3, [0, l, 0], [Q, 1, nP]), [M]);
     const headBase = tf.mul(tf.cast(head, "float32"), V);
-    const idx: any[] = [], wts: any[] = [];
+    let acc: any = null; // [M, Dh]
     for (let k = 0; k < 8; k++) {
       const bx = k & 1, by = (k >> 1) & 1, bz = k >> 2;
       const cx = tf.add(x0, bx), cy = tf.add(y0, by), cz = tf.add(z0, bz);
       const inside = (c: any, size: number) => tf.logicalAnd(tf.greaterEqual(c, 0), tf.less(c, size));
       const valid = tf.cast(tf.logicalAnd(tf.logicalAnd(inside(cx, W), inside(cy, H)), inside(cz, D)), "float32");
       const vox = tf.add(tf.mul(tf.add(tf.mul(tf.clipByValue(cz, 0, D - 1), H), tf.clipByValue(cy, 0, H - 1)), W), tf.clipByValue(cx, 0, W - 1));
-      idx.push(tf.cast(tf.add(headBase, vox), "int32"));
       const w = tf.mul(tf.mul(bx ? fx : tf.sub(1, fx), by ? fy : tf.sub(1, fy)), bz ? fz : tf.sub(1, fz));
-      wts.push(tf.mul(tf.mul(w, valid), a));
+      // one gather per corner: a single gather of all 8 corners' rows exceeds the 128 MiB
+      // storage binding at the issue's size (8 × 186,624 rows × 64 channels × 4 B = 382 MB)
+      const rows = tf.gather(table, tf.cast(tf.add(headBase, vox), "int32")); // [M, Dh]
+      const term = tf.mul(rows, tf.reshape(tf.mul(tf.mul(w, valid), a), [M, 1]));
+      acc = acc ? tf.add(acc, term) : term;
     }
-    const rows = tf.gather(table, tf.concat(idx)); // [8*M, Dh], corner-major
-    const weighted = tf.mul(rows, tf.reshape(tf.concat(wts), [8 * M, 1]));
-    const summed = tf.sum(tf.reshape(weighted, [8, Q, nP, Dh]), [0, 2]); // [Q, Dh]
+    const summed = tf.sum(tf.reshape(acc, [Q, nP, Dh]), 1); // [Q, Dh]
     out = out ? tf.add(out, summed) : summed;
   }
   return tf.reshape(out, [N, Lq, nH * Dh]);
