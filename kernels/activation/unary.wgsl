@@ -20,9 +20,14 @@ struct Params { n: u32, alpha: f32 }
 
 // #include "common/activations"
 
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn forward(v: f32) -> f32 {
   switch OP {
-    case 0u: { return max(v, 0.0); }
+    // relu keeps a NaN (PyTorch); the max builtin may not, and llvmpipe folds 'v != v'
+    case 0u: { return select(max(v, 0.0), v, is_nan(v)); }
     case 1u: { return select(p.alpha * v, v, v > 0.0); }
     case 2u: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
     case 3u: { return sigmoid_(v); }
@@ -75,7 +80,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 
 fn forward4(v: vec4<f32>) -> vec4<f32> {
   switch OP {
-    case 0u: { return max(v, vec4<f32>(0.0)); }
+    case 0u: { return select(max(v, vec4<f32>(0.0)), v, (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)); }
     case 1u: { return select(p.alpha * v, v, v > vec4<f32>(0.0)); }
     default: { return vec4<f32>(forward(v.x), forward(v.y), forward(v.z), forward(v.w)); }
   }

@@ -40,15 +40,20 @@ fn at(v: array<vec4<u32>, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
 }
 
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn apply(x: f32, w: f32) -> f32 {
   switch OP {
     case 0u: { return x + w; }
     case 1u: { return x - w; }
     case 2u: { return x * w; }
     case 3u: { return x / w; }
-    // max/min propagate NaN like PyTorch (the builtins may not).
-    case 4u: { if (x != x || w != w) { return x + w; } return max(x, w); }
-    case 5u: { if (x != x || w != w) { return x + w; } return min(x, w); }
+    // max/min propagate NaN like PyTorch (the builtins may not; NaN tested from the bits, since
+    // llvmpipe folds 'x != x' to false).
+    case 4u: { if (is_nan(x) || is_nan(w)) { return select(w, x, is_nan(x)); } return max(x, w); }
+    case 5u: { if (is_nan(x) || is_nan(w)) { return select(w, x, is_nan(x)); } return min(x, w); }
     default: { return x; }
   }
 }

@@ -12,6 +12,15 @@ describe("activation edge cases", () => {
     expect([...y].every(Number.isFinite)).toBe(true);
     expect(y[2]).toBeCloseTo(0.5, 7);
   });
+  it("relu and leaky_relu keep a NaN (PyTorch), scalar and vec4 paths", async () => {
+    for (const n of [5, 128]) {
+      const xs = Array.from({ length: n }, (_, i) => (i % 2 ? NaN : i - 2));
+      for (const fn of [relu, (t: Tensor) => leakyRelu(t, 0.1)]) {
+        const y = await fn(Tensor.from(dev(), xs, [n])).read();
+        for (let i = 1; i < n; i += 2) expect(Number.isNaN(y[i]!)).toBe(true);
+      }
+    }
+  });
   it("rejects a non-float tensor with a clear error", () => {
     const x = Tensor.from(dev(), [1, 2], [2], "i32");
     expect(() => relu(x)).toThrow(PulmoError);

@@ -115,6 +115,20 @@ describe("binary ops against a float64 reference, with broadcasting", () => {
         expectClose(await b.grad!.read(), gb);
       });
 
+  it("maximum and minimum propagate NaN from either side (PyTorch), scalar and vec4 paths", async () => {
+    const d = dev();
+    for (const n of [6, 128]) {
+      const ah = Array.from({ length: n }, (_, i) => (i % 3 === 1 ? NaN : i % 3)), bh = Array.from({ length: n }, (_, i) => (i % 3 === 2 ? NaN : 1));
+      for (const fn of [maximum, minimum]) {
+        const y = await fn(Tensor.from(d, ah, [n]), Tensor.from(d, bh, [n])).read();
+        for (let i = 0; i < n; i++) expect(Number.isNaN(y[i]!)).toBe(i % 3 !== 0);
+      }
+      // broadcast path: b is one NaN
+      const yb = await maximum(Tensor.from(d, ah, [n]), Tensor.from(d, [NaN], [1])).read();
+      expect([...yb].every(Number.isNaN)).toBe(true);
+    }
+  });
+
   it("many dims that cannot be merged (rank 6, alternating broadcast)", async () => {
     const d = dev();
     const as = [2, 1, 3, 1, 2, 1], bs = [1, 3, 1, 2, 1, 2];
