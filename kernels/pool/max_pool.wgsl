@@ -90,23 +90,25 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let id = j / (p.ind.z * p.ind.y);
   let obase = nc * p.outd.x * p.outd.y * p.outd.z;
   // output o contains input i along a dim iff o*s - pad + kk*dil == i for some tap kk < k;
-  // that kk is unique per (o, i), so no window is counted twice
+  // that kk is unique per (o, i), so no window is counted twice. Per dim the candidates are
+  // the o with pos - (k-1)*dil <= o*s <= pos, walked from the highest (tap 0 first, the old
+  // scan order, so sums of several windows keep their rounding); a dilated dim also needs
+  // dil | pos - o*s.
   let pos = vec3<i32>(vec3<u32>(id, ih, iw) + p.pad.xyz);
   let s = vec3<i32>(p.s.xyz);
-  let outd = vec3<i32>(p.outd.xyz);
+  let dil = vec3<i32>(p.dil.xyz);
+  let lo_num = pos - (vec3<i32>(p.k.xyz) - vec3<i32>(1)) * dil;
+  let lo = select((lo_num + s - vec3<i32>(1)) / s, vec3<i32>(0), lo_num <= vec3<i32>(0));
+  let hi = min(pos / s, vec3<i32>(p.outd.xyz) - vec3<i32>(1));
   var acc = 0.0;
-  for (var kd = 0u; kd < p.k.x; kd++) {
-    let td = pos.x - i32(kd * p.dil.x);
-    if (td < 0 || td % s.x != 0 || td / s.x >= outd.x) { continue; }
-    let od = u32(td / s.x);
-    for (var kh = 0u; kh < p.k.y; kh++) {
-      let th = pos.y - i32(kh * p.dil.y);
-      if (th < 0 || th % s.y != 0 || th / s.y >= outd.y) { continue; }
-      let oh = u32(th / s.y);
-      for (var kw = 0u; kw < p.k.z; kw++) {
-        let tw = pos.z - i32(kw * p.dil.z);
-        if (tw < 0 || tw % s.z != 0 || tw / s.z >= outd.z) { continue; }
-        let o = obase + (od * p.outd.y + oh) * p.outd.z + u32(tw / s.z);
+  for (var od = hi.x; od >= lo.x; od--) {
+    if (dil.x != 1 && (pos.x - od * s.x) % dil.x != 0) { continue; }
+    for (var oh = hi.y; oh >= lo.y; oh--) {
+      if (dil.y != 1 && (pos.y - oh * s.y) % dil.y != 0) { continue; }
+      let orow = obase + (u32(od) * p.outd.y + u32(oh)) * p.outd.z;
+      for (var ow = hi.z; ow >= lo.z; ow--) {
+        if (dil.z != 1 && (pos.z - ow * s.z) % dil.z != 0) { continue; }
+        let o = orow + u32(ow);
         if (idx[o] == j) { acc += src[o]; }
       }
     }
