@@ -1,22 +1,22 @@
-// Layer norm over contiguous rows of d features that fit one workgroup's registers, statistics and
-// apply fused: each workgroup takes `rpw` consecutive rows, each invocation holds up to K vec4
-// (`*4` entries, d % 4 == 0, 16-byte aligned) or K*4 scalars (`*1` entries) of a row, so x (and
-// dy) are read once per row; invocation `lid` always owns the same features, so the backward
-// accumulates the weight/bias column sums of its rows in registers too.
+// Layer norm over contiguous rows of d features. A workgroup of WG invocations takes `rpw`
+// consecutive rows, WG / TPR at a time (one per team of TPR invocations); `*4` entries load vec4
+// (d % 4 == 0, 16-byte aligned), `*1` entries scalars.
 // Entries: fwd4/fwd1 write y and the row statistics (smean, svar: mean and biased variance);
-// bwd4/bwd1 read them and write dx (DX) and/or the per-workgroup column partials (COLS:
-// part [2, workgroups, d]: sum dy, then sum dy * xhat; TypeScript sums the workgroups).
+// bwd4/bwd1 read them and write dx; cols4/cols1 (no barriers: an invocation per feature (vec4)
+// over a block of `rpw` rows) write the weight/bias column partials part [2, row blocks, d]:
+// sum dy, then sum dy * xhat (TypeScript sums the blocks).
 // Bindings: 0 uniforms, 1 x/xv, 2 weight/wv (HAS_W), 3 bias/bv (HAS_B), 4 dy/dyv, 5 mean, 6 var_,
 // 7 smean, 8 svar, 9 out/outv, 10 part/partv. An entry binds only what it uses.
-// Trick: two-pass statistics on the register copy (mean, then the centred sum of squares) with a
-// workgroup sum each (one barrier, see allsum); row and feature indices are loop counters, no integer division.
-override WG: u32 = 64u; // power of two, 32..256; TypeScript picks it so ceil(d/4/WG) <= K
+// Tricks: one barrier per row. Forward: each invocation folds its values into (count, mean, M2)
+// (Chan's update per vec4, Welford per scalar: no E[x^2] - E[x]^2 cancellation), the team merges
+// its TPR triples after the barrier, then the row is read again (from cache) to write y.
+// Backward: sum(g), sum(g * xhat) the same way. Nothing but scalars lives across a barrier (on
+// llvmpipe a barrier splits the shader into coroutines; live arrays there cost compile time and
+// spills); row and feature indices are loop counters, no integer division per element.
+override TPR: u32 = 8u; // invocations per row, power of two
+override WG: u32 = 32u; // a multiple of TPR
 override HAS_W: bool = true;
 override HAS_B: bool = true;
-override DX: bool = true;
-override COLS: bool = false;
-const K = 4u;
-const K1 = 16u;
 
 struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,22 +37,45 @@ struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
 @group(0) @binding(15) var<storage, read_write> out: array<f32>;
 @group(0) @binding(16) var<storage, read_write> part: array<f32>;
 
-var<workgroup> red: array<vec2<f32>, 2u * WG>;
-
-// Sum over the workgroup of one vec2 per invocation; every invocation gets the result. One
-// barrier: each invocation sums all WG slots itself (the same addresses in every invocation).
-// Callers alternate `slot` (0, 1) between consecutive sums, so the barrier of one sum also
-// separates the reads of the sum before it from the writes of the sum after it.
-fn allsum(slot: u32, lid: u32, v: vec2<f32>) -> vec2<f32> {
-  let o = slot * WG;
-  red[o + lid] = v;
-  workgroupBarrier();
-  var s = vec2<f32>(0.0);
-  for (var k = 0u; k < WG; k++) { s += red[o + k]; }
-  return s;
-}
+// Two slots per invocation, alternated between consecutive rows, so the barrier of one row also
+// separates the reads of the row before it from the writes of the row after it.
+var<workgroup> red: array<vec3<f32>, 2u * WG>;
 
 fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
+
+struct Acc { n: f32, m: f32, q: f32 }
+
+// Chan et al.: n = na+nb, d = mb-ma, mean = ma + d*nb/n, M2 = M2a + M2b + d^2*na*nb/n.
+fn merge(a: Acc, b: Acc) -> Acc {
+  if (b.n == 0.0) { return a; }
+  if (a.n == 0.0) { return b; }
+  let n = a.n + b.n;
+  let d = b.m - a.m;
+  let f = b.n / n;
+  return Acc(n, a.m + d * f, a.q + b.q + d * d * a.n * f);
+}
+
+// (mean, biased variance) of the team's row from its TPR (count, mean, M2) triples.
+fn team_stats(slot: u32, lid: u32, a: Acc) -> vec2<f32> {
+  red[slot * WG + lid] = vec3<f32>(a.n, a.m, a.q);
+  workgroupBarrier();
+  let o = slot * WG + (lid / TPR) * TPR;
+  var r = Acc(0.0, 0.0, 0.0);
+  for (var k = 0u; k < TPR; k++) {
+    let e = red[o + k];
+    r = merge(r, Acc(e.x, e.y, e.z));
+  }
+  return vec2<f32>(r.m, r.q / r.n);
+}
+
+fn team_sum2(slot: u32, lid: u32, v: vec2<f32>) -> vec2<f32> {
+  red[slot * WG + lid] = vec3<f32>(v, 0.0);
+  workgroupBarrier();
+  let o = slot * WG + (lid / TPR) * TPR;
+  var s = vec2<f32>(0.0);
+  for (var k = 0u; k < TPR; k++) { s += red[o + k].xy; }
+  return s;
+}
 
 @compute @workgroup_size(WG)
 fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -61,41 +84,36 @@ fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
   let nv = p.d / 4u;
-  let inv_d = 1.0 / f32(p.d);
-  for (var r = r0; r < r1; r++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, nv, r < r1); // features of this team's row (none past the last row)
     let base = r * nv;
-    var v: array<vec4<f32>, K>;
-    var s = 0.0;
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      v[k] = vec4<f32>(0.0);
-      if (j < nv) { v[k] = xv[base + j]; }
-      s += dot(v[k], vec4<f32>(1.0));
+    var a = Acc(0.0, 0.0, 0.0);
+    for (var j = t; j < n; j += TPR) {
+      let v = xv[base + j];
+      let mb = dot(v, vec4<f32>(0.25));
+      let e = v - mb;
+      let nn = a.n + 4.0;
+      let d = mb - a.m;
+      let f = 4.0 / nn;
+      a = Acc(nn, a.m + d * f, a.q + dot(e, e) + d * d * a.n * f);
     }
-    let m = allsum(0u, lid, vec2<f32>(s, 0.0)).x * inv_d;
-    var q = 0.0;
-    for (var k = 0u; k < K; k++) {
-      if (lid + k * WG < nv) {
-        let e = v[k] - m;
-        q += dot(e, e);
-      }
-    }
-    let va = allsum(1u, lid, vec2<f32>(q, 0.0)).x * inv_d;
+    let st = team_stats(it & 1u, lid, a);
     // 1/sqrt rather than inverseSqrt: the builtin may be a low-precision approximation.
-    let rstd = 1.0 / sqrt(va + p.eps);
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      if (j < nv) {
-        var o = (v[k] - m) * rstd;
-        if (HAS_W) { o *= wv[j]; }
-        if (HAS_B) { o += bv[j]; }
-        outv[base + j] = o;
-      }
+    let rstd = 1.0 / sqrt(st.y + p.eps);
+    for (var j = t; j < n; j += TPR) {
+      var o = (xv[base + j] - st.x) * rstd;
+      if (HAS_W) { o *= wv[j]; }
+      if (HAS_B) { o += bv[j]; }
+      outv[base + j] = o;
     }
-    if (lid == 0u) {
-      smean[r] = m;
-      svar[r] = va;
+    if (t == 0u && n > 0u) {
+      smean[r] = st.x;
+      svar[r] = st.y;
     }
+    it++;
   }
 }
 
@@ -105,40 +123,33 @@ fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let r0 = wg_index(wid, nwg) * p.rpw;
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
-  let inv_d = 1.0 / f32(p.d);
-  for (var r = r0; r < r1; r++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, p.d, r < r1);
     let base = r * p.d;
-    var v: array<f32, K1>;
-    var s = 0.0;
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      v[k] = 0.0;
-      if (j < p.d) { v[k] = x[base + j]; }
-      s += v[k];
+    var a = Acc(0.0, 0.0, 0.0);
+    for (var j = t; j < n; j += TPR) {
+      let v = x[base + j];
+      let nn = a.n + 1.0;
+      let d = v - a.m;
+      let m = a.m + d / nn;
+      a = Acc(nn, m, a.q + d * (v - m));
     }
-    let m = allsum(0u, lid, vec2<f32>(s, 0.0)).x * inv_d;
-    var q = 0.0;
-    for (var k = 0u; k < K1; k++) {
-      if (lid + k * WG < p.d) {
-        let e = v[k] - m;
-        q += e * e;
-      }
+    let st = team_stats(it & 1u, lid, a);
+    let rstd = 1.0 / sqrt(st.y + p.eps);
+    for (var j = t; j < n; j += TPR) {
+      var o = (x[base + j] - st.x) * rstd;
+      if (HAS_W) { o *= weight[j]; }
+      if (HAS_B) { o += bias[j]; }
+      out[base + j] = o;
     }
-    let va = allsum(1u, lid, vec2<f32>(q, 0.0)).x * inv_d;
-    let rstd = 1.0 / sqrt(va + p.eps);
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      if (j < p.d) {
-        var o = (v[k] - m) * rstd;
-        if (HAS_W) { o *= weight[j]; }
-        if (HAS_B) { o += bias[j]; }
-        out[base + j] = o;
-      }
+    if (t == 0u && n > 0u) {
+      smean[r] = st.x;
+      svar[r] = st.y;
     }
-    if (lid == 0u) {
-      smean[r] = m;
-      svar[r] = va;
-    }
+    it++;
   }
 }
 
@@ -146,120 +157,104 @@ fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let blk = wg_index(wid, nwg);
-  let r0 = blk * p.rpw;
+  let r0 = wg_index(wid, nwg) * p.rpw;
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
   let nv = p.d / 4u;
   let inv_d = 1.0 / f32(p.d);
-  var cdb: array<vec4<f32>, K>;
-  var cdw: array<vec4<f32>, K>;
-  var w: array<vec4<f32>, K>;
-  for (var k = 0u; k < K; k++) {
-    cdb[k] = vec4<f32>(0.0);
-    cdw[k] = vec4<f32>(0.0);
-    w[k] = vec4<f32>(1.0);
-    let j = lid + k * WG;
-    if (HAS_W && j < nv) { w[k] = wv[j]; }
-  }
-  for (var r = r0; r < r1; r++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, nv, r < r1);
     let base = r * nv;
-    let m = mean[r];
-    let rstd = 1.0 / sqrt(var_[r] + p.eps);
-    var xh: array<vec4<f32>, K>;
-    var g: array<vec4<f32>, K>;
-    var s = vec2<f32>(0.0);
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      xh[k] = vec4<f32>(0.0);
-      g[k] = vec4<f32>(0.0);
-      if (j < nv) {
-        xh[k] = (xv[base + j] - m) * rstd;
-        let dyk = dyv[base + j];
-        g[k] = dyk * w[k];
-        if (COLS) {
-          cdb[k] += dyk;
-          cdw[k] += dyk * xh[k];
-        }
-      }
-      s += vec2<f32>(dot(g[k], vec4<f32>(1.0)), dot(g[k], xh[k]));
+    let rs = min(r, p.rows - 1u);
+    let m = mean[rs];
+    let rstd = 1.0 / sqrt(var_[rs] + p.eps);
+    var s = vec2<f32>(0.0); // sum g, sum g * (x - mean)
+    for (var j = t; j < n; j += TPR) {
+      var g = dyv[base + j];
+      if (HAS_W) { g *= wv[j]; }
+      s += vec2<f32>(dot(g, vec4<f32>(1.0)), dot(g, xv[base + j] - m));
     }
-    if (DX) {
-      let t = allsum((r - r0) & 1u, lid, s) * inv_d;
-      for (var k = 0u; k < K; k++) {
-        let j = lid + k * WG;
-        if (j < nv) { outv[base + j] = rstd * (g[k] - t.x - xh[k] * t.y); }
-      }
+    let u = team_sum2(it & 1u, lid, s) * inv_d;
+    let c2 = u.y * rstd * rstd; // mean(g * xhat) * rstd
+    for (var j = t; j < n; j += TPR) {
+      var g = dyv[base + j];
+      if (HAS_W) { g *= wv[j]; }
+      outv[base + j] = rstd * (g - u.x - (xv[base + j] - m) * c2);
     }
-  }
-  if (COLS) {
-    let nb = (p.rows + p.rpw - 1u) / p.rpw;
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      if (j < nv) {
-        partv[blk * nv + j] = cdb[k];
-        partv[(nb + blk) * nv + j] = cdw[k];
-      }
-    }
+    it++;
   }
 }
 
 @compute @workgroup_size(WG)
 fn bwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let blk = wg_index(wid, nwg);
-  let r0 = blk * p.rpw;
+  let r0 = wg_index(wid, nwg) * p.rpw;
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
   let inv_d = 1.0 / f32(p.d);
-  var cdb: array<f32, K1>;
-  var cdw: array<f32, K1>;
-  var w: array<f32, K1>;
-  for (var k = 0u; k < K1; k++) {
-    cdb[k] = 0.0;
-    cdw[k] = 0.0;
-    w[k] = 1.0;
-    let j = lid + k * WG;
-    if (HAS_W && j < p.d) { w[k] = weight[j]; }
-  }
-  for (var r = r0; r < r1; r++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, p.d, r < r1);
     let base = r * p.d;
-    let m = mean[r];
-    let rstd = 1.0 / sqrt(var_[r] + p.eps);
-    var xh: array<f32, K1>;
-    var g: array<f32, K1>;
+    let rs = min(r, p.rows - 1u);
+    let m = mean[rs];
+    let rstd = 1.0 / sqrt(var_[rs] + p.eps);
     var s = vec2<f32>(0.0);
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      xh[k] = 0.0;
-      g[k] = 0.0;
-      if (j < p.d) {
-        xh[k] = (x[base + j] - m) * rstd;
-        let dyk = dy[base + j];
-        g[k] = dyk * w[k];
-        if (COLS) {
-          cdb[k] += dyk;
-          cdw[k] += dyk * xh[k];
-        }
-      }
-      s += vec2<f32>(g[k], g[k] * xh[k]);
+    for (var j = t; j < n; j += TPR) {
+      var g = dy[base + j];
+      if (HAS_W) { g *= weight[j]; }
+      s += vec2<f32>(g, g * (x[base + j] - m));
     }
-    if (DX) {
-      let t = allsum((r - r0) & 1u, lid, s) * inv_d;
-      for (var k = 0u; k < K1; k++) {
-        let j = lid + k * WG;
-        if (j < p.d) { out[base + j] = rstd * (g[k] - t.x - xh[k] * t.y); }
-      }
+    let u = team_sum2(it & 1u, lid, s) * inv_d;
+    let c2 = u.y * rstd * rstd;
+    for (var j = t; j < n; j += TPR) {
+      var g = dy[base + j];
+      if (HAS_W) { g *= weight[j]; }
+      out[base + j] = rstd * (g - u.x - (x[base + j] - m) * c2);
     }
+    it++;
   }
-  if (COLS) {
-    let nb = (p.rows + p.rpw - 1u) / p.rpw;
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      if (j < p.d) {
-        part[blk * p.d + j] = cdb[k];
-        part[(nb + blk) * p.d + j] = cdw[k];
-      }
-    }
+}
+
+// Column partials: workgroup (wid.x, wid.y) = (block of WG features, block of rpw rows).
+@compute @workgroup_size(WG)
+fn cols4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let nv = p.d / 4u;
+  let j = wid.x * WG + lid;
+  let r0 = wid.y * p.rpw;
+  if (j >= nv || r0 >= p.rows) { return; }
+  let r1 = min(p.rows, r0 + p.rpw);
+  var sb = vec4<f32>(0.0);
+  var sw = vec4<f32>(0.0);
+  for (var r = r0; r < r1; r++) {
+    let g = dyv[r * nv + j];
+    sb += g;
+    sw += g * (xv[r * nv + j] - mean[r]) * (1.0 / sqrt(var_[r] + p.eps));
   }
+  let nb = (p.rows + p.rpw - 1u) / p.rpw;
+  partv[wid.y * nv + j] = sb;
+  partv[(nb + wid.y) * nv + j] = sw;
+}
+
+@compute @workgroup_size(WG)
+fn cols1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let j = wid.x * WG + lid;
+  let r0 = wid.y * p.rpw;
+  if (j >= p.d || r0 >= p.rows) { return; }
+  let r1 = min(p.rows, r0 + p.rpw);
+  var sb = 0.0;
+  var sw = 0.0;
+  for (var r = r0; r < r1; r++) {
+    let g = dy[r * p.d + j];
+    sb += g;
+    sw += g * (x[r * p.d + j] - mean[r]) * (1.0 / sqrt(var_[r] + p.eps));
+  }
+  let nb = (p.rows + p.rpw - 1u) / p.rpw;
+  part[wid.y * p.d + j] = sb;
+  part[(nb + wid.y) * p.d + j] = sw;
 }

@@ -1,14 +1,16 @@
-// Softmax over contiguous rows of r values (the last axis) that fit one workgroup's registers, and
-// its backward dx = y * (dy - sum(dy * y)). Each workgroup takes `rpw` consecutive rows; each
-// invocation holds up to K vec4 (`*4` entries: r % 4 == 0, 16-byte aligned) or K*4 scalars (`*1`)
-// of a row, so x (forward) or y and dy (backward) are read once and exp is evaluated once.
+// Softmax over contiguous rows of r values (the last axis), and its backward
+// dx = y * (dy - sum(dy * y)). A workgroup of WG invocations takes `rpw` consecutive rows, WG / TPR
+// at a time (one per team of TPR invocations); `*4` entries load vec4 (r % 4 == 0, 16-byte
+// aligned), `*1` entries scalars.
 // Bindings: 0 uniforms, 1 xv/x (forward: input; backward: the forward output y), 2 dyv/dy
 // (backward), 3 outv/out (forward: softmax; backward: dx). An entry binds only what it uses.
-// Trick: numerically stable (exp(x - max)); each workgroup reduction costs one barrier (see
-// allred), and the row and element indices are loop counters, no integer division.
-override WG: u32 = 64u; // 32..256; TypeScript picks it so ceil(r/4/WG) <= K
-const K = 4u;
-const K1 = 16u;
+// Tricks: one barrier per row. Forward: each invocation keeps an online (max, sum of exp(x - max))
+// over its values, the team merges its TPR pairs after the barrier, then the row is read again
+// (from cache) to write exp(x - max) / sum. Backward: sum(dy * y) the same way. Nothing but
+// scalars lives across a barrier (on llvmpipe a barrier splits the shader into coroutines, and
+// live arrays there cost compile time and spills); no integer division per element.
+override TPR: u32 = 8u; // invocations per row, power of two
+override WG: u32 = 32u; // a multiple of TPR
 
 struct Params { rows: u32, r: u32, rpw: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -19,24 +21,37 @@ struct Params { rows: u32, r: u32, rpw: u32 }
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, 2u * WG>;
+// Two slots per invocation, alternated between consecutive rows, so the barrier of one row also
+// separates the reads of the row before it from the writes of the row after it.
+var<workgroup> red: array<vec2<f32>, 2u * WG>;
 
-// Max (take_max) or sum over the workgroup of one value per invocation; every invocation gets the
-// result. One barrier: each invocation reduces all WG slots itself (the same addresses in every
-// invocation). Callers alternate `slot` (0, 1) between consecutive reductions, so the barrier of
-// one also separates the reads of the one before it from the writes of the one after it.
-fn allred(slot: u32, lid: u32, v: f32, take_max: bool) -> f32 {
-  let o = slot * WG;
-  red[o + lid] = v;
+fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
+
+// Merge of the team's (max, sum of exp(v - max)) pairs.
+fn team_softmax(slot: u32, lid: u32, ms: vec2<f32>) -> vec2<f32> {
+  red[slot * WG + lid] = ms;
   workgroupBarrier();
-  var s = red[o];
-  for (var k = 1u; k < WG; k++) {
-    if (take_max) { s = max(s, red[o + k]); } else { s += red[o + k]; }
+  let o = slot * WG + (lid / TPR) * TPR;
+  var m = red[o].x;
+  for (var k = 1u; k < TPR; k++) { m = max(m, red[o + k].x); }
+  var s = 0.0;
+  for (var k = 0u; k < TPR; k++) {
+    let e = red[o + k];
+    if (e.y > 0.0) { s += e.y * exp(e.x - m); } // e.y == 0: no values (e.x may be -inf)
   }
+  return vec2<f32>(m, s);
+}
+
+fn team_sum(slot: u32, lid: u32, v: f32) -> f32 {
+  red[slot * WG + lid] = vec2<f32>(v, 0.0);
+  workgroupBarrier();
+  let o = slot * WG + (lid / TPR) * TPR;
+  var s = 0.0;
+  for (var k = 0u; k < TPR; k++) { s += red[o + k].x; }
   return s;
 }
 
-fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
+const NEG = -3.402823e38;
 
 @compute @workgroup_size(WG)
 fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -45,29 +60,27 @@ fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
   let nv = p.r / 4u;
-  for (var row = r0; row < r1; row++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let row = rb + lid / TPR;
+    let n = select(0u, nv, row < r1); // values of this team's row (none past the last row)
     let base = row * nv;
-    var v: array<vec4<f32>, K>;
-    var m = xv[base]; // any element of the row: lanes without data keep it
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      v[k] = m;
-      if (j < nv) { v[k] = xv[base + j]; }
-      m = max(m, v[k]);
-    }
-    let mx = allred(0u, lid, max(max(m.x, m.y), max(m.z, m.w)), true);
+    var m = NEG;
     var s = 0.0;
-    for (var k = 0u; k < K; k++) {
-      if (lid + k * WG < nv) {
-        v[k] = exp(v[k] - mx);
-        s += dot(v[k], vec4<f32>(1.0));
+    for (var j = t; j < n; j += TPR) {
+      let v = xv[base + j];
+      let mb = max(max(v.x, v.y), max(v.z, v.w));
+      if (mb > m) {
+        s *= exp(m - mb);
+        m = mb;
       }
+      s += dot(exp(v - m), vec4<f32>(1.0));
     }
-    let inv = 1.0 / allred(1u, lid, s, false);
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      if (j < nv) { outv[base + j] = v[k] * inv; }
-    }
+    let ms = team_softmax(it & 1u, lid, vec2<f32>(m, s));
+    let inv = 1.0 / ms.y;
+    for (var j = t; j < n; j += TPR) { outv[base + j] = exp(xv[base + j] - ms.x) * inv; }
+    it++;
   }
 }
 
@@ -77,29 +90,26 @@ fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let r0 = wg_index(wid, nwg) * p.rpw;
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
-  for (var row = r0; row < r1; row++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let row = rb + lid / TPR;
+    let n = select(0u, p.r, row < r1);
     let base = row * p.r;
-    var v: array<f32, K1>;
-    var m = x[base];
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      v[k] = m;
-      if (j < p.r) { v[k] = x[base + j]; }
-      m = max(m, v[k]);
-    }
-    let mx = allred(0u, lid, m, true);
+    var m = NEG;
     var s = 0.0;
-    for (var k = 0u; k < K1; k++) {
-      if (lid + k * WG < p.r) {
-        v[k] = exp(v[k] - mx);
-        s += v[k];
+    for (var j = t; j < n; j += TPR) {
+      let v = x[base + j];
+      if (v > m) {
+        s *= exp(m - v);
+        m = v;
       }
+      s += exp(v - m);
     }
-    let inv = 1.0 / allred(1u, lid, s, false);
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      if (j < p.r) { out[base + j] = v[k] * inv; }
-    }
+    let ms = team_softmax(it & 1u, lid, vec2<f32>(m, s));
+    let inv = 1.0 / ms.y;
+    for (var j = t; j < n; j += TPR) { out[base + j] = exp(x[base + j] - ms.x) * inv; }
+    it++;
   }
 }
 
@@ -110,26 +120,17 @@ fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
   let nv = p.r / 4u;
-  for (var row = r0; row < r1; row++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let row = rb + lid / TPR;
+    let n = select(0u, nv, row < r1);
     let base = row * nv;
-    var y: array<vec4<f32>, K>;
-    var g: array<vec4<f32>, K>;
     var s = 0.0;
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      y[k] = vec4<f32>(0.0);
-      g[k] = vec4<f32>(0.0);
-      if (j < nv) {
-        y[k] = xv[base + j];
-        g[k] = dyv[base + j];
-      }
-      s += dot(y[k], g[k]);
-    }
-    let d = allred((row - r0) & 1u, lid, s, false);
-    for (var k = 0u; k < K; k++) {
-      let j = lid + k * WG;
-      if (j < nv) { outv[base + j] = y[k] * (g[k] - d); }
-    }
+    for (var j = t; j < n; j += TPR) { s += dot(xv[base + j], dyv[base + j]); }
+    let d = team_sum(it & 1u, lid, s);
+    for (var j = t; j < n; j += TPR) { outv[base + j] = xv[base + j] * (dyv[base + j] - d); }
+    it++;
   }
 }
 
@@ -139,25 +140,16 @@ fn bwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let r0 = wg_index(wid, nwg) * p.rpw;
   if (r0 >= p.rows) { return; } // uniform per workgroup
   let r1 = min(p.rows, r0 + p.rpw);
-  for (var row = r0; row < r1; row++) {
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let row = rb + lid / TPR;
+    let n = select(0u, p.r, row < r1);
     let base = row * p.r;
-    var y: array<f32, K1>;
-    var g: array<f32, K1>;
     var s = 0.0;
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      y[k] = 0.0;
-      g[k] = 0.0;
-      if (j < p.r) {
-        y[k] = x[base + j];
-        g[k] = dy[base + j];
-      }
-      s += y[k] * g[k];
-    }
-    let d = allred((row - r0) & 1u, lid, s, false);
-    for (var k = 0u; k < K1; k++) {
-      let j = lid + k * WG;
-      if (j < p.r) { out[base + j] = y[k] * (g[k] - d); }
-    }
+    for (var j = t; j < n; j += TPR) { s += x[base + j] * dy[base + j]; }
+    let d = team_sum(it & 1u, lid, s);
+    for (var j = t; j < n; j += TPR) { out[base + j] = x[base + j] * (dy[base + j] - d); }
+    it++;
   }
 }

@@ -295,9 +295,10 @@ describe("softmax", () => {
       [[3, 100], -1], // a workgroup per row
       [[130, 2, 3], 0], // long strided rows
       [[5], 0],
-      [[3, 384], -1], // rows in registers (rows.wgsl), vec4
-      [[2, 1001], 1], // rows in registers, scalar, 64 invocations
+      [[3, 384], -1], // row kernel (softmax/rows.wgsl), vec4
+      [[2, 1001], 1], // row kernel, scalar, 16 invocations per row
       [[600, 8], 1], // several rows per workgroup
+      [[2, 20000], 1], // 256 invocations per row, each looping over its values
     ] as [number[], number][]) {
       await checkOp(
         dev(),
@@ -525,9 +526,10 @@ describe("layer norm", () => {
       { shape: [5, 3, 4], ns: [3, 4], affine: true },
       { shape: [700, 5], affine: true }, // many rows: the weight/bias column sums are long
       { shape: [2, 9], affine: false },
-      { shape: [3, 384], affine: true }, // rows in registers (rows.wgsl), vec4
-      { shape: [2, 1001], affine: true }, // rows in registers, scalar, 64 invocations
+      { shape: [3, 384], affine: true }, // row kernel (norm/rows.wgsl), vec4
+      { shape: [2, 1001], affine: true }, // row kernel, scalar, 16 invocations per row
       { shape: [600, 8], affine: true }, // several rows per workgroup, column partials over blocks
+      { shape: [2, 5003], affine: true }, // 128 invocations per row, scalar
     ];
     for (const { shape, ns, affine } of cases) {
       const dn = prod(ns ?? [shape.at(-1)!]);

@@ -451,7 +451,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       y.dispose();
       return y2;
     });
-  const plan = rowsPlan(d);
+  const plan = 8 * d <= x.device.limits.maxBindingBytes ? rowsPlan(d) : null; // + the column partials
   if (plan) return layerNormRows(x, weight, bias, eps, m, d, plan);
   const L: Layout = { groups: m, count: d, gstride: d, seglen: d, segstride: 0, sdiv: d, smod: m, adiv: 1, amod: d };
   return batchStatsNorm(op, x, weight, bias, eps, L, groupStats(op, x, L), {
@@ -461,17 +461,15 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   });
 }
 
-/** Longest row the register kernels (kernels/norm/rows.wgsl, softmax/rows.wgsl) hold: 256
- * invocations × 16 floats. */
-export const ROW_MAX = 4096;
-
-/** Workgroup size for a row of d floats in the register kernels (16 floats per invocation), or
- * null when the row is too short (a binding under 16 bytes) or too long. */
-export function rowsPlan(d: number): { wg: number } | null {
-  if (d < 4 || d > ROW_MAX) return null;
-  let wg = 32;
-  while (wg * 16 < d) wg *= 2;
-  return { wg };
+/** Invocations per row (tpr: about 64 values each, at most 256) and per workgroup (wg: at least
+ * 32, several rows at a time) for the row kernels (kernels/norm/rows.wgsl, softmax/rows.wgsl),
+ * or null when a row is too short for them (a binding under 16 bytes). Few invocations per row
+ * keep the per-row merge short (one barrier, tpr slots). */
+export function rowsPlan(d: number): { tpr: number; wg: number } | null {
+  if (d < 4) return null;
+  let tpr = 1;
+  while (tpr * 64 < d && tpr < 256) tpr *= 2;
+  return { tpr, wg: Math.max(32, tpr) };
 }
 
 /** vec4 entries need d % 4 == 0 and every vec4-bound tensor 16-byte aligned. */
@@ -483,18 +481,19 @@ const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v
 
 /** Layer norm over rows that fit one workgroup (kernels/norm/rows.wgsl): statistics and apply in
  * one dispatch, dx and the weight/bias column partials in one more (plus their sum). */
-function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, m: number, d: number, plan: { wg: number }): Tensor {
+function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, m: number, d: number, plan: { tpr: number; wg: number }): Tensor {
   const op = "layer_norm";
   const dev = x.device;
   const y = Tensor.empty(dev, x.shape);
   const mean = Tensor.empty(dev, [m]);
   const var_ = Tensor.empty(dev, [m]);
   const v4 = vec4Ok(d, x, weight, bias);
-  const rpw = clamp(Math.floor(m / 256), 1, 8);
+  const rpp = plan.wg / plan.tpr; // rows at a time
+  const rpw = rpp * clamp(Math.floor(m / rpp / 256), 1, 8);
   dev.dispatch({
     kernel: "norm/rows",
     entry: v4 ? "fwd4" : "fwd1",
-    constants: { WG: plan.wg, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    constants: { TPR: plan.tpr, WG: plan.wg, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
     bindings: v4
       ? { xv: x, wv: weight ?? x, bv: bias ?? x, smean: mean, svar: var_, outv: y }
       : { x, weight: weight ?? x, bias: bias ?? x, smean: mean, svar: var_, out: y },
@@ -507,29 +506,39 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
   record(op, y, [x, weight, bias], save, (dy, [xs, ms, vs, ws]) => {
     const cols = needW || needB;
     const b4 = vec4Ok(d, xs, ws, dy);
-    // rows per workgroup: ≈ 256 column partials, few enough that part [2, blocks, d] fits a binding
-    const brpw = Math.max(clamp(Math.ceil(m / 256), 1, 64), Math.ceil(m / Math.max(1, Math.floor(dev.limits.maxBindingBytes / (8 * d)))));
-    const blocks = Math.ceil(m / brpw);
+    const brpp = plan.wg / plan.tpr;
+    const brpw = brpp * clamp(Math.floor(m / brpp / 256), 1, 8);
     const dx = needX ? Tensor.empty(dev, xs!.shape) : null;
-    const part = cols ? Tensor.empty(dev, [2 * blocks * d]) : null;
-    const dummy = !dx || !part ? Tensor.empty(dev, [4]) : null;
-    const o = dx ?? dummy!;
-    const pt = part ?? dummy!;
-    dev.dispatch({
-      kernel: "norm/rows",
-      entry: b4 ? "bwd4" : "bwd1",
-      constants: { WG: plan.wg, HAS_W: ws ? 1 : 0, DX: dx ? 1 : 0, COLS: cols ? 1 : 0 },
-      bindings: b4
-        ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: o, partv: pt }
-        : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: o, part: pt },
-      uniforms: { rows: m, d, rpw: brpw, eps },
-      workgroups: blocks,
-      label: label(`${op}_backward`, xs!),
-    });
-    dummy?.dispose();
+    if (dx)
+      dev.dispatch({
+        kernel: "norm/rows",
+        entry: b4 ? "bwd4" : "bwd1",
+        constants: { TPR: plan.tpr, WG: plan.wg, HAS_W: ws ? 1 : 0 },
+        bindings: b4 ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: dx } : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: dx },
+        uniforms: { rows: m, d, rpw: brpw, eps },
+        workgroups: Math.ceil(m / brpw),
+        label: label(`${op}_backward`, xs!),
+      });
+    // weight/bias column partials over row blocks: ≈ 256 blocks, within the launch and binding limits
+    let part: Tensor | null = null;
+    let nb = 0;
+    if (cols) {
+      const crpw = Math.max(Math.ceil(m / 256), Math.ceil(m / dev.limits.maxWorkgroupsPerDim), Math.ceil(m / Math.floor(dev.limits.maxBindingBytes / (8 * d))));
+      nb = Math.ceil(m / crpw);
+      part = Tensor.empty(dev, [2 * nb * d]);
+      dev.dispatch({
+        kernel: "norm/rows",
+        entry: b4 ? "cols4" : "cols1",
+        constants: { TPR: 1, WG: 64 },
+        bindings: b4 ? { xv: xs!, dyv: dy, mean: ms!, var_: vs!, partv: part } : { x: xs!, dy, mean: ms!, var_: vs!, part },
+        uniforms: { rows: m, d, rpw: crpw, eps },
+        workgroups: [Math.ceil((b4 ? d / 4 : d) / 64), nb, 1],
+        label: label(`${op}_backward weight/bias sums`, xs!),
+      });
+    }
     let [dw, db]: (Tensor | null)[] = [null, null];
     if (part) {
-      const sums = sumMiddle(part, 2, blocks, d);
+      const sums = sumMiddle(part, 2, nb, d);
       part.dispose();
       [dw, db] = affineGrads(sums, d, needW, needB);
       sums.dispose();

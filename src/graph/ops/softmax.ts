@@ -6,8 +6,8 @@ import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
 import { rowsPlan, vec4Ok } from "./norm.ts";
 
 // softmax over any axis: kernels/softmax/softmax.wgsl views x as [outer, r, inner] (r = the
-// softmax axis), so no permute is needed. The last axis (inner = 1) with rows of 4..4096 runs on
-// kernels/softmax/rows.wgsl (each row held in one workgroup's registers, read once).
+// softmax axis), so no permute is needed. The last axis (inner = 1) with rows of at least 4 runs
+// on kernels/softmax/rows.wgsl (a team of invocations per row, one barrier per row).
 
 /** Rows longer than this get a workgroup each (tree reductions), shorter ones a thread each. */
 const THREAD_ROW_MAX = 64;
@@ -17,11 +17,12 @@ function launch(entry: "main" | "backward", x: Tensor, dy: Tensor | null, outer:
   const plan = inner === 1 && outer > 0 ? rowsPlan(r) : null;
   if (plan) {
     const v4 = vec4Ok(r, x, dy);
-    const rpw = Math.max(1, Math.min(16, Math.floor(outer / 256)));
+    const rpp = plan.wg / plan.tpr; // rows at a time
+    const rpw = rpp * Math.max(1, Math.min(16, Math.floor(outer / rpp / 256)));
     x.device.dispatch({
       kernel: "softmax/rows",
       entry: `${entry === "main" ? "fwd" : "bwd"}${v4 ? 4 : 1}`,
-      constants: { WG: plan.wg },
+      constants: { TPR: plan.tpr, WG: plan.wg },
       bindings: v4 ? { xv: x, dyv: dy ?? x, outv: out } : { x, dy: dy ?? x, out },
       uniforms: { rows: outer, r, rpw },
       workgroups: Math.ceil(outer / rpw),
