@@ -3,20 +3,22 @@
 // a holds each batch's [M, K] matrix ([K, M] when TRANS_A), b its [K, N] ([N, K] when TRANS_B);
 // c is contiguous [batch, M, N]. Transposed operands are read in place (only the address strides
 // change), so no transpose is ever materialised; any M, N, K (no multiple-of-4 requirement).
-// Trick: each invocation accumulates an RM x RN block of c in registers: RM consecutive rows
-// shared by its whole workgroup (rows come from the workgroup id, so every a read has a
-// workgroup-uniform address: one scalar load broadcast to all lanes on SIMD back ends such as
-// lavapipe) times RN columns of its own, 64 apart (lane-consecutive, so each b read is one
-// coalesced row segment across the workgroup). Per k: RN per-lane b loads + RM uniform a loads
-// feed RM * RN FMAs. No workgroup memory: on lavapipe reading it back is again a per-lane load,
-// and staging it costs a barrier per K tile (measured slower, bench/NOTES.md). Out-of-range rows
-// and columns are clamped for the loads and skipped at the store, so the k loop has no branches.
+// Trick: each invocation accumulates an RM x RN block (16 x 8) of c in registers: RM consecutive
+// rows shared by its whole workgroup (rows come from the workgroup id, so every a read has a
+// workgroup-uniform address, cheaper than a per-lane load on SIMD back ends such as lavapipe)
+// times RN columns of its own, 64 apart (lane-consecutive, so each b read is one coalesced row
+// segment across the workgroup). Per k: RN per-lane b loads + RM uniform a loads feed RM * RN
+// FMAs; on lavapipe the loads, not the FMAs, bound the loop, so the block is as large as LLVM
+// still unrolls into registers. No workgroup memory: on lavapipe reading it back is again a
+// per-lane load and staging it costs barriers (the 32 x 32 shared-tile kernel this replaces was
+// 2-3.5x slower, bench/NOTES.md). Out-of-range rows and columns are clamped for the loads and
+// skipped at the store, so the k loop has no branches.
 // Batch dims are coalesced in TypeScript to at most 4 with per-operand strides (0 = broadcast),
 // so one pipeline serves shared, broadcast and per-batch operands.
 override TRANS_A: u32 = 0u;
 override TRANS_B: u32 = 0u;
 override BIAS: u32 = 0u;
-override RM: u32 = 8u; // rows per invocation (1..8)
+override RM: u32 = 16u; // rows per invocation (1..16; 32 x 8 exceeds what LLVM unrolls: 10x slower)
 override RN: u32 = 8u; // columns per invocation (1..8), 64 apart
 
 struct Params {
@@ -59,7 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let nb = (t % p.tiles_n) * 64u * RN + lid.x;
 
   // Element offsets of each row of a and each column of b at k = 0, and their k strides.
-  var ar: array<u32, 8>;
+  var ar: array<u32, 16>;
   var astep = 1u;
   if (TRANS_A == 1u) { astep = M; }
   for (var i = 0u; i < RM; i++) {
@@ -74,8 +76,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (TRANS_B == 0u) { bc[j] = boff + n; } else { bc[j] = boff + n * K; }
   }
 
-  var acc: array<f32, 64>; // [RM][RN]; fully unrolled into registers (loop bounds are overrides)
-  for (var i = 0u; i < 64u; i++) { acc[i] = 0.0; }
+  var acc: array<f32, 128>; // [RM][RN]; fully unrolled into registers (loop bounds are overrides)
+  for (var i = 0u; i < 128u; i++) { acc[i] = 0.0; }
   for (var k = 0u; k < K; k++) {
     var bv: array<f32, 8>;
     for (var j = 0u; j < RN; j++) { bv[j] = b[bc[j] + k * bstep]; }

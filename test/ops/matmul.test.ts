@@ -72,7 +72,7 @@ describe("matmul against a float64 reference", () => {
     ["vector @ batched matrix", [6], [2, 6, 5], [2, 5]],
     ["matrix @ vector", [4, 7], [7], [4]],
     ["vector @ vector", [7], [7], []],
-    // register blocks: partial 8-row blocks, two 512-column tiles, K = 13 (no multiple of 4)
+    // register blocks: a partial 16-row block, two 512-column tiles, K = 13 (no multiple of 4)
     ["partial register blocks over two column tiles", [19, 13], [13, 600], [19, 600]],
   ];
   for (const [name, as, bs, ys] of cases)
@@ -181,10 +181,10 @@ describe("matmul over more batches than one dispatch dimension allows", () => {
   });
   it("spreads more row/column tiles than one dimension allows over x and y", async () => {
     const d = dev();
-    const [a1, a1h] = param(d, [2, 37, 9], 33, false); // folded: 74 rows = 10 tiles of 8 rows
+    const [a1, a1h] = param(d, [2, 37, 9], 33, false); // folded: 74 rows = 5 tiles of 16 rows, over x and y
     const [b, bh] = param(d, [9, 70], 34, false);
     expectClose(await matmul(a1, b).read(), refMatmul(a1h, [2, 37, 9], bh, [9, 70], null).y);
-    const [a, ah] = param(d, [6, 37, 9], 35, false); // 5 tiles per batch, 6 batches over z
+    const [a, ah] = param(d, [6, 37, 9], 35, false); // 3 tiles per batch, 6 batches over z
     const [c, ch] = param(d, [6, 9, 37], 36, false);
     expectClose(await matmul(a, c).read(), refMatmul(ah, [6, 37, 9], ch, [6, 9, 37], null).y);
   });

@@ -9,7 +9,7 @@ import { broadcastShapes, sumToShape } from "./elementwise.ts";
 /** Lanes per workgroup along N (kernels/matmul/matmul.wgsl's workgroup size). */
 const LANES = 64;
 /** Largest register block per invocation (rows x columns), the kernel's array bounds. */
-const MAX_RM = 8;
+const MAX_RM = 16;
 const MAX_RN = 8;
 /** Smallest power of two >= n, capped at `max`. */
 const block = (n: number, max: number) => Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
@@ -69,7 +69,7 @@ export function gemm(
   while (dims.length < MAX_BATCH_DIMS) dims.unshift({ e: 1, a: 0, b: 0 });
   const total = numel(batch);
   const maxZ = a.device.limits.maxWorkgroupsPerDim;
-  // Register block: up to 8 rows x 8 columns per invocation, smaller for small M or N so that
+  // Register block: up to 16 rows x 8 columns per invocation, smaller for small M or N so that
   // tiny products do not compute mostly clamped rows/columns.
   const RM = block(M, MAX_RM);
   const RN = block(Math.ceil(N / LANES), MAX_RN);
