@@ -81,7 +81,9 @@ export async function createDevice(options: DeviceOptions = {}): Promise<Device>
     maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
     maxComputeWorkgroupSizeZ: a.maxComputeWorkgroupSizeZ,
   };
-  const gpuDevice = await adapter.requestDevice({ requiredLimits, label: "pulmo" });
+  // shader-f16 where the adapter has it: f32 stays the default, f16 runs only on tensors cast to it
+  const requiredFeatures = (["shader-f16"] as GPUFeatureName[]).filter((f) => adapter!.features.has(f));
+  const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: "pulmo" });
   const info = adapter.info;
   const description = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(" / ");
   return new Device(gpuDevice, description || "unknown adapter", options);

@@ -14,3 +14,4 @@ export * from "./reduce.ts";
 export * from "./softmax.ts";
 export * from "./upsample.ts";
 export * from "./dropout.ts";
+export * from "./cast.ts";
