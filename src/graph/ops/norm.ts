@@ -6,12 +6,17 @@ import { add, addScalar, mul, mulScalar, powScalar, sub } from "./elementwise.ts
 import { overBindingLimit, splitChannels, splitRows } from "./split.ts";
 import { reshape as reshapeOp } from "./layout.ts";
 
-// Instance, batch and layer normalisation share one set of kernels (kernels/norm/):
-//   stats_partial.wgsl + stats_merge.wgsl   mean and biased variance per group (two-pass per
-//                                           chunk, chunks merged with Chan's formula)
-//   running.wgsl                            batch norm's in-place running-statistics update
-//   apply.wgsl                              y = xhat * weight + bias, and dx
-//   grad_sums.wgsl                          per-group sum(g), sum(g * xhat) for the backward
+// Instance, batch and layer normalisation (kernels/norm/):
+//   seg.wgsl        instance and batch norm (train and eval) with more than SMALL_GROUP values
+//                   per group: a workgroup per (group, chunk) walks the group's contiguous
+//                   segments; stats (one read of x) + apply forward, gsum + bwd backward
+//   rows.wgsl       layer norm (rows of >= 4 features): a team of invocations per row, stats and
+//                   apply in one dispatch; dx in one, the weight/bias column sums in another
+//   running.wgsl    batch norm's in-place running-statistics update (from seg.wgsl's chunk
+//                   partials: `from_part`)
+// and, for short groups (one thread per group) and layer norm over < 4 features, the generic
+// path: stats_partial.wgsl + stats_merge.wgsl (mean and biased variance per group), apply.wgsl
+// (y = xhat * weight + bias, and dx), grad_sums.wgsl (per-group sum(g), sum(g * xhat)).
 // A norm is described by which elements form a statistics group and which affine slot each
 // element uses (the Layout below); nothing is permuted.
 
