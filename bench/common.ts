@@ -39,10 +39,11 @@ export async function fmaCeiling(device: Device, reps: number, iters: number, in
   return (invocations * iters * 64) / ms / 1e6;
 }
 
-/** Copy ceiling (GB/s, bytes read + written) of kernels/bench/copy.wgsl over `n` floats (n divisible by 256). */
-export async function copyCeiling(device: Device, reps: number, n: number): Promise<number> {
+/** Copy ceiling (GB/s, bytes read + written) of kernels/bench/copy.wgsl over `n` floats (n divisible
+ * by 256), `groups` grid-striding workgroups (default: at most 1024, see copy.wgsl). */
+export async function copyCeiling(device: Device, reps: number, n: number, groups = Math.min(1024, n / 256)): Promise<number> {
   const x = Tensor.zeros(device, [n]), y = Tensor.empty(device, [n]);
-  const ms = await median(device, () => device.dispatch({ kernel: "bench/copy", bindings: { x, y }, uniforms: { n4: n / 4 }, workgroups: n / 4 / 64, label: "copy ceiling" }), reps);
+  const ms = await median(device, () => device.dispatch({ kernel: "bench/copy", bindings: { x, y }, uniforms: { n4: n / 4 }, workgroups: groups, label: "copy ceiling" }), reps);
   x.dispose();
   y.dispose();
   return (n * 8) / ms / 1e6;

@@ -1,4 +1,6 @@
-// Ceiling probe: memory only. y = x as vec4 (16 bytes read + 16 written per invocation).
+// Ceiling probe: memory only. y = x as vec4 (16 bytes read + 16 written per element step), over
+// a grid-striding loop: a few workgroups each walk many vectors, which on llvmpipe (where a
+// workgroup launch costs far more than a vector copy) is the fastest copy a kernel can do.
 // Bindings: 0 uniforms, 1 x, 2 y.
 struct Params { n4: u32 }
 @group(0) @binding(0) var<uniform> u: Params;
@@ -7,7 +9,8 @@ struct Params { n4: u32 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= u.n4) { return; }
-  y[i] = x[i];
+  let stride = nwg.x * nwg.y * 64u;
+  for (var i = gid.x + gid.y * nwg.x * 64u; i < u.n4; i += stride) {
+    y[i] = x[i];
+  }
 }

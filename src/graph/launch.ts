@@ -101,12 +101,22 @@ export function addSame(a: Tensor, b: Tensor): Tensor {
   return y;
 }
 
+/** vec4 over the largest multiple of 64 elements (main4, ≤ 1024 grid-striding workgroups), the
+ * scalar entry over the rest as a second 256-byte-aligned chunk. */
 function launchAdd(a: Tensor, b: Tensor, y: Tensor): void {
-  a.device.dispatch({
-    kernel: "elementwise/add",
-    bindings: { a, b, y },
-    uniforms: { n: y.size },
-    workgroups: groups1d(y.size),
-    label: label("add", a, b),
-  });
+  const bulk = Math.floor(y.size / 64) * 64;
+  const part = (start: number, n: number, v4: boolean) => {
+    const [ac, bc, yc] = [a, b, y].map((t) => (start === 0 && n === t.size ? t : t.chunk(start, [n]))) as [Tensor, Tensor, Tensor];
+    a.device.dispatch({
+      kernel: "elementwise/add",
+      entry: v4 ? "main4" : "main",
+      bindings: v4 ? { a4: ac, b4: bc, y4: yc } : { a: ac, b: bc, y: yc },
+      uniforms: { n: v4 ? n / 4 : n },
+      workgroups: v4 ? Math.min(1024, groups1d(n / 4)) : groups1d(n),
+      label: label("add", a, b),
+    });
+    for (const [t, c] of [[a, ac], [b, bc], [y, yc]] as const) if (c !== t) c.dispose();
+  };
+  if (bulk > 0) part(0, bulk, true);
+  if (y.size > bulk) part(bulk, y.size - bulk, false);
 }
