@@ -9,7 +9,7 @@ import { installNavigatorGpu, OrtWebPeer, OrtNodePeer, TfjsPeer, type OnnxCase, 
 import {
   createDevice, Tensor, tidy, backward, noGrad,
   conv3d, convTranspose3d, instanceNorm, batchNorm, layerNorm, softmax, matmul, linear, leakyRelu,
-  maxPool3d, upsample, msDeformAttn3d, convLstm2d
+  maxPool3d, upsample, msDeformAttn3d, convLstm2d, Adam, SGD, cast
 } from "../src/node.ts";
 import { fmaCeiling as measureFma, copyCeiling as measureCopy, loadFmaCeiling, randData, writeResult } from "./common.ts";
 import type { OnnxGraph, OnnxNode } from "./peers/onnx.ts";
@@ -68,7 +68,7 @@ const placements: Record<string, string[]> = {};
 const agreement: Record<string, number> = {};
 
 interface Peers { onnx?: () => OnnxCase; tf?: () => TfCase; note?: string }
-interface Work { flops?: number; bytes?: number; bwdFlops?: number; bwdBytes?: number }
+interface Work { flops?: number; bytes?: number; bwdFlops?: number; bwdBytes?: number; /** no backward row (f16 is forward-only) */ fwdOnly?: boolean }
 
 const cell = (t: PeerTime | undefined, ours: number, note?: string): PeerCell =>
   t?.ms !== undefined ? { ms: +t.ms.toFixed(3), ratio: +(t.ms / ours).toFixed(2), ...(note ? { note } : {}) } : { error: t?.error ?? "not run", ...(note ? { note } : {}) };
@@ -108,6 +108,11 @@ async function bench(kernel: string, shape: string, fwd: () => Tensor, inputs: T
     return row;
   };
   const f = add("forward", fr.times, fr.ceilings, (work.flops ?? work.bytes)!);
+  if (work.fwdOnly) {
+    writeResults();
+    console.log(`${kernel.padEnd(26)} forward  ${shape.padEnd(30)} ${f.ms.toFixed(2).padStart(9)} ms  ${f.gflops !== undefined ? `${f.gflops} GFLOP/s` : `${f.gbps} GB/s`}  ${(f.fraction * 100).toFixed(1)} % of ceiling (${f.ceiling})`);
+    return;
+  }
   for (const t of inputs) t.requiresGrad = true;
   const br = await timedWithCeiling(() => tidy(device, () => {
     const y = fwd();
@@ -182,6 +187,13 @@ const tfFilter = ([co, ci, ...k]: number[]) => [...k, ci!, co!];
     onnx: () => onnx1("Conv", [{ name: "x", shape: xs }], [{ name: "w", shape: wsh, data: randData(wsh, 0.05) }], xs, { pads: [1, 1, 1, 1, 1, 1], kernel_shape: [3, 3, 3] }),
     tf: () => ({ inputs: { x: data(cl(xs)), w: data(tfFilter(wsh), 0.05) }, fwd: (t) => tfjsPeer().conv3d(t.x, t.w, 1, "same"), grads: ["x", "w"] }),
   });
+  if (device.gpu.features.has("shader-f16")) {
+    // f16 storage, f32 accumulation; forward only, no peer offers an f16 conv here
+    const xh = cast(x, "f16"), wh = cast(w, "f16");
+    await bench("conv3d k3 32→32 f16", `1×32×${d}³ f16 (f32 acc.)`, () => conv3d(xh, wh, null, { padding: 1 }), [], { flops, fwdOnly: true });
+    xh.dispose();
+    wh.dispose();
+  }
 }
 { // 1×1×1 conv, 5³ and 7³ stride (1,2,2)
   const d = s(64), xs = [1, 32, d, d, d], wsh = [32, 32, 1, 1, 1];
@@ -234,6 +246,14 @@ const tfFilter = ([co, ci, ...k]: number[]) => [...k, ci!, co!];
   await bench("batch_norm (train)", `1×32×${d}³`, () => batchNorm(x, g, b, { training: true, runningMean: rm, runningVar: rv }), [x], { bytes: 3 * 4 * n, bwdBytes: 5 * 4 * n }, {
     onnx: () => batchNormOnnx(shape, gd, bd), tf: normTf([0, 1, 2, 3]), note: "composed from mean/variance ops (batch statistics)",
   });
+  // eval: running statistics (variance positive), one read of x and one write of y
+  const md = randData([32], 0.1), vd = randData([32], 0.5).map((v) => 1 + v);
+  const em = Tensor.from(device, md, [32]), ev = Tensor.from(device, vd, [32]);
+  await bench("batch_norm (eval)", `1×32×${d}³`, () => batchNorm(x, g, b, { training: false, runningMean: em, runningVar: ev }), [x], { bytes: 8 * n, bwdBytes: 12 * n }, {
+    onnx: () => onnx1("BatchNormalization", [{ name: "x", shape }], [c32("g", gd), c32("b", bd), c32("m", md), c32("v", vd)], shape, { epsilon: { float: 1e-5 } }),
+    tf: () => ({ inputs: { x: data(cl(shape)), m: { data: md, shape: [32] }, v: { data: vd, shape: [32] }, g: { data: gd, shape: [32] }, b: { data: bd, shape: [32] } },
+      fwd: (t) => tfjsPeer().batchNorm(t.x, t.m, t.v, t.b, t.g, 1e-5), grads: ["x"] }),
+  });
   await bench("leaky_relu", `1×32×${d}³`, () => leakyRelu(x, 0.01), [x], { bytes: 8 * n, bwdBytes: 12 * n }, {
     onnx: () => onnx1("LeakyRelu", [{ name: "x", shape }], [], shape, { alpha: { float: 0.01 } }),
     tf: () => ({ inputs: { x: data(cl(shape)) }, fwd: (t) => tfjsPeer().leakyRelu(t.x, 0.01), grads: ["x"] }),
@@ -250,6 +270,28 @@ const tfFilter = ([co, ci, ...k]: number[]) => [...k, ci!, co!];
     // tfjs has no 3-D resize: bilinear over (H, W) with D folded into the batch, then linear over D the same way
     tf: () => ({ inputs: { x: data(cl(ps)) }, fwd: (t) => tfTrilinear2x(t.x), grads: ["x"] }), note: "tfjs: composed from two resizeBilinear passes",
   });
+}
+/** One timed row for a step with no backward (optimizer updates): bytes moved per step. */
+async function benchStep(kernel: string, shape: string, step: () => void, bytes: number) {
+  if (only && !kernel.includes(only)) return;
+  const r = await timedWithCeiling(step, "copy");
+  const ms = med(r.times);
+  const row: Row = { kernel, direction: "forward", shape, ms: +ms.toFixed(3), gbps: +(bytes / ms / 1e6).toFixed(2), ceiling: +med(r.ceilings).toFixed(2),
+    fraction: +med(r.times.map((t, i) => bytes / t / 1e6 / r.ceilings[i]!)).toFixed(3),
+    peers: { "onnxruntime-web webgpu": { error: "no training" }, "tfjs webgpu": { error: "not composed (tf.train.adam not timed)" }, "onnxruntime-node cpu": { error: "no training" } } };
+  rows.push(row);
+  writeResults();
+  console.log(`${kernel.padEnd(26)} step     ${shape.padEnd(30)} ${row.ms.toFixed(2).padStart(9)} ms  ${row.gbps} GB/s  ${(row.fraction * 100).toFixed(1)} % of ceiling (${row.ceiling})`);
+}
+{ // optimizer steps: 4 M parameters (quick: 1 M) in one tensor, state on the GPU, one fused dispatch
+  const n = quick ? 1 << 20 : 1 << 22;
+  const p = Tensor.from(device, randData([n], 0.1), [n]);
+  p.requiresGrad = true;
+  p.grad = Tensor.from(device, randData([n], 0.01), [n]);
+  const adam = new Adam([p], { lr: 1e-3 }), sgd = new SGD([p], { lr: 1e-3, momentum: 0.9 });
+  // Adam reads p, grad, m, v and writes p, m, v; SGD with momentum reads p, grad, v and writes p, v
+  await benchStep("adam step", `${n} params`, () => adam.step(), 28 * n);
+  await benchStep("sgd step (momentum)", `${n} params`, () => sgd.step(), 20 * n);
 }
 { // matmul and the transformer's linear layers
   const m = s(1024), a = Tensor.from(device, randData([m, m]), [m, m]), b = Tensor.from(device, randData([m, m], 0.5), [m, m]);
