@@ -4,19 +4,15 @@
 // MODE 1 linear: src = r * (dst + 0.5) - 0.5 clamped at 0 (align = 0) or src = r * dst
 // (align = 1, align_corners=True); taps floor(src) and the next one, clamped at the edge.
 // r is the source-per-destination ratio per dim, computed by the op as PyTorch does.
-// Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 dst (forward: y, backward: dx),
-// 3 dst4 (main4: y as vec4s).
-// Trick: the backward is a gather. Each input element bounds, per dim, the outputs that can
-// read it (inverting the source map with a margin), then re-evaluates the forward's exact
-// taps on those candidates and keeps the ones that hit it, so the gradient is the exact
-// adjoint of the forward, with no atomics and every dx element written once.
+// Bindings: 0 uniforms, 1 src (x), 2 dst (y), 3 dst4 (main4: y as vec4s).
+// Forward only: the backward is upsample_axis.wgsl (one adjoint pass per axis).
 override MODE: u32 = 0u;
 struct Params {
   ind: vec4<u32>,   // input D, H, W
   outd: vec4<u32>,  // output D, H, W
   ratio: vec4<f32>, // source pixels per destination pixel along D, H, W
   align: u32,       // 1: align_corners=True
-  n: u32,           // threads: output rows × W blocks (forward) or inputs (backward)
+  n: u32,           // threads: output rows × W blocks
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -41,24 +37,6 @@ fn tap(o: u32, size: u32, r: f32) -> Tap {
 // Weight with which output tap t reads input i (both taps may be i at the edge).
 fn weight(t: Tap, i: u32) -> f32 {
   return select(0.0, t.l0, t.i0 == i) + select(0.0, t.l1, t.i1 == i);
-}
-
-// Inclusive range of outputs along one dim that may read input i: those whose source coordinate
-// lies within one pixel of i, widened by one for rounding; the last input also takes the
-// clamped tail.
-fn candidates(i: u32, size: u32, osize: u32, r: f32) -> vec2<u32> {
-  let last = f32(osize - 1u);
-  if (r <= 0.0) { return vec2<u32>(0u, osize - 1u); } // every output reads input 0
-  var lo = (f32(i) - 1.0) / r;
-  var hi = (f32(i) + 1.0) / r;
-  if (MODE == 1u && p.align == 0u) {
-    lo = (f32(i) - 0.5) / r - 0.5;
-    hi = (f32(i) + 1.5) / r - 0.5;
-  }
-  var a = clamp(floor(lo) - 1.0, 0.0, last);
-  var b = clamp(ceil(hi) + 1.0, 0.0, last);
-  if (i + 1u >= size) { b = last; }
-  return vec2<u32>(u32(a), u32(b));
 }
 
 // Forward: one invocation per VW consecutive outputs of one output row (nc, od, oh): the D and H
@@ -134,38 +112,4 @@ fn main4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let v3 = output(r, ow + 3u, &st);
     dst4[(r.obase + ow) / 4u] = vec4<f32>(v0, v1, v2, v3);
   }
-}
-
-@compute @workgroup_size(64)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= p.n) { return; }
-  let iw = i % p.ind.z;
-  let t = i / p.ind.z;
-  let ih = t % p.ind.y;
-  let t2 = t / p.ind.y;
-  let id = t2 % p.ind.x;
-  let nc = t2 / p.ind.x;
-  let obase = nc * p.outd.x * p.outd.y * p.outd.z;
-  let cd = candidates(id, p.ind.x, p.outd.x, p.ratio.x);
-  let ch = candidates(ih, p.ind.y, p.outd.y, p.ratio.y);
-  let cw = candidates(iw, p.ind.z, p.outd.z, p.ratio.z);
-  var acc = 0.0;
-  for (var od = cd.x; od <= cd.y; od++) {
-    let td = tap(od, p.ind.x, p.ratio.x);
-    if (td.i0 != id && td.i1 != id) { continue; }
-    let wd = weight(td, id);
-    for (var oh = ch.x; oh <= ch.y; oh++) {
-      let th = tap(oh, p.ind.y, p.ratio.y);
-      if (th.i0 != ih && th.i1 != ih) { continue; }
-      let wdh = wd * weight(th, ih);
-      let row = obase + (od * p.outd.y + oh) * p.outd.z;
-      for (var ow = cw.x; ow <= cw.y; ow++) {
-        let tw = tap(ow, p.ind.z, p.ratio.z);
-        if (tw.i0 != iw && tw.i1 != iw) { continue; }
-        acc += wdh * weight(tw, iw) * src[row + ow];
-      }
-    }
-  }
-  dst[i] = acc;
 }
