@@ -42,6 +42,9 @@ export interface DeviceOptions {
   /** dispatches recorded before an automatic submit */
   maxDispatchesPerSubmit?: number;
   powerPreference?: GPUPowerPreference;
+  /** request 'subgroups' where the adapter has it (default true); false keeps the portable
+   * workgroup-memory reductions everywhere (tests use it to cover both paths) */
+  subgroups?: boolean;
 }
 
 type GpuProvider = () => GPU | undefined;
@@ -82,11 +85,20 @@ export async function createDevice(options: DeviceOptions = {}): Promise<Device>
     maxComputeWorkgroupSizeZ: a.maxComputeWorkgroupSizeZ,
   };
   // shader-f16 where the adapter has it: f32 stays the default, f16 runs only on tensors cast to it
-  const requiredFeatures = (["shader-f16"] as GPUFeatureName[]).filter((f) => adapter!.features.has(f));
+  // subgroups where the adapter has them: row reductions use them (Device.subgroupSize)
+  const wanted: GPUFeatureName[] = options.subgroups === false ? ["shader-f16"] : ["shader-f16", "subgroups"];
+  const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: "pulmo" });
   const info = adapter.info;
   const description = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(" / ");
   return new Device(gpuDevice, description || "unknown adapter", options);
+}
+
+function fixedSubgroupSize(gpu: GPUDevice): number | null {
+  const info = (gpu as GPUDevice & { adapterInfo?: GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  const n = info?.subgroupMinSize;
+  if (!gpu.features.has("subgroups" as GPUFeatureName) || !n || n !== info?.subgroupMaxSize) return null;
+  return n >= 4 && n <= 128 && (n & (n - 1)) === 0 && n <= gpu.limits.maxComputeInvocationsPerWorkgroup ? n : null;
 }
 
 interface PendingCheck {
@@ -103,6 +115,10 @@ export class Device {
   readonly limits: DeviceLimits;
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
+  /** The subgroup size when the device has 'subgroups' and the adapter runs one fixed size (min
+   * == max, a power of two from 4 to 128), else null. Kernels that reduce with subgroup ops use a
+   * workgroup of exactly this many invocations, so a workgroup is one subgroup. */
+  readonly subgroupSize: number | null;
   private encoder: GPUCommandEncoder | null = null;
   private dispatches = 0;
   private maxDispatches: number;
@@ -135,6 +151,7 @@ export class Device {
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 256;
     this.pool = new BufferPool(gpu, this.limits.maxBufferSize, (label, create) => this.scoped(`allocating ${label}`, create));
     this.pipelines = new PipelineCache(gpu);
+    this.subgroupSize = fixedSubgroupSize(gpu);
     this.uniformRing = gpu.createBuffer({
       size: UNIFORM_RING_BYTES,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,

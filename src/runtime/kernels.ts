@@ -32,6 +32,22 @@ export interface KernelInfo {
   overrides: Set<string>;
   /** entry point → names of the bindings it (or a function it calls) uses */
   entries: Map<string, Set<string>>;
+  /** WebGPU features its `enable` directives need (e.g. `enable subgroups;` → 'subgroups') */
+  features: GPUFeatureName[];
+}
+
+/** WGSL `enable` extensions and the device features they need. */
+const ENABLE_FEATURES: Record<string, GPUFeatureName> = { f16: "shader-f16", subgroups: "subgroups" };
+
+function enabledFeatures(name: string, code: string): GPUFeatureName[] {
+  const out: GPUFeatureName[] = [];
+  for (const m of code.matchAll(/^\s*enable\s+([\w\s,]+);/gm))
+    for (const ext of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
+      const f = ENABLE_FEATURES[ext];
+      if (!f) throw new PulmoError(`kernel ${name}: unknown WGSL extension '${ext}' in an enable directive`);
+      if (!out.includes(f)) out.push(f);
+    }
+  return out;
 }
 
 const SCALARS = new Set(["u32", "i32", "f32"]);
@@ -82,8 +98,8 @@ function withIncludes(name: string, code: string, seen = new Set<string>([name])
 
 /** Element-type variants a kernel may be instantiated in (besides its own f32 source). */
 export type KernelVariant = "f16";
-const VARIANTS: Record<KernelVariant, { enable: string; alias: string; feature: GPUFeatureName }> = {
-  f16: { enable: "enable f16;", alias: "alias elem = f16;", feature: "shader-f16" },
+const VARIANTS: Record<KernelVariant, { enable: string; alias: string }> = {
+  f16: { enable: "enable f16;", alias: "alias elem = f16;" },
 };
 const ELEM_ALIAS = /^alias elem = f32;[ \t]*(\/\/.*)?$/gm;
 
@@ -109,12 +125,6 @@ export function requireFeature(gpu: GPUDevice, feature: GPUFeatureName, what: st
     );
 }
 
-/** The WebGPU feature a kernel (variant) needs, or null. */
-export function kernelFeature(name: string): GPUFeatureName | null {
-  const { variant } = splitVariant(name);
-  return variant ? VARIANTS[variant].feature : null;
-}
-
 function variantCode(name: string, code: string, variant: KernelVariant): string {
   const lines = code.match(ELEM_ALIAS) ?? [];
   if (lines.length !== 1)
@@ -133,7 +143,8 @@ export function kernelInfo(name: string): KernelInfo {
   const { base, variant } = splitVariant(name);
   if (variant) {
     const info = kernelInfo(base);
-    const v: KernelInfo = { ...info, name, code: variantCode(name, info.code, variant) };
+    const code = variantCode(name, info.code, variant);
+    const v: KernelInfo = { ...info, name, code, features: enabledFeatures(name, code) };
     cache.set(name, v);
     return v;
   }
@@ -161,6 +172,7 @@ export function kernelInfo(name: string): KernelInfo {
     bindings,
     overrides: new Set(reflect.overrides.map((o: any) => o.name)),
     entries: new Map(reflect.entry.compute.map((e: any) => [e.name, new Set<string>(e.resources.map((r: any) => r.name))])),
+    features: enabledFeatures(name, code),
   };
   cache.set(name, info);
   return info;
@@ -185,15 +197,20 @@ export class PipelineCache {
     return this.pipelines.size;
   }
 
+  /** names of the kernels compiled so far (tests check which path an op took) */
+  get kernels(): string[] {
+    return [...this.modules.keys()];
+  }
+
   get(name: string, entry: string, constants: Record<string, number>): CachedPipeline {
     const keys = Object.keys(constants).sort();
     const key = `${name}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;
     const hit = this.pipelines.get(key);
     if (hit) return hit;
-    const feature = kernelFeature(name);
-    if (feature && !this.device.features.has(feature))
-      throw new PulmoError(`kernel ${name} needs the WebGPU feature '${feature}', which this device was not created with`);
     const info = kernelInfo(name);
+    for (const feature of info.features)
+      if (!this.device.features.has(feature))
+        throw new PulmoError(`kernel ${name} needs the WebGPU feature '${feature}', which this device was not created with`);
     const used = info.entries.get(entry);
     if (!used) throw new PulmoError(`kernel ${name} has no compute entry point '${entry}'`);
     for (const k of keys)

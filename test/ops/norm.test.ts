@@ -287,8 +287,15 @@ function refSoftmax(x: readonly number[], shape: readonly number[], dim: number)
   return y;
 }
 
-describe("softmax", () => {
-  const dev = useDevice();
+// Both row-kernel paths: a subgroup per row (devices with a fixed subgroup size; lavapipe has 8)
+// and a team of invocations per row with one workgroup barrier (the portable path).
+const ROW_PATHS = [
+  { subgroups: true, kernel: "rows_subgroup" },
+  { subgroups: false, kernel: "rows" },
+];
+
+describe.each(ROW_PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, kernel }) => {
+  const dev = useDevice({ subgroups });
   it("matches a float64 reference on short and long rows, any axis; backward by finite differences", async () => {
     for (const [shape, dim] of [
       [[2, 3, 4], 1],
@@ -299,6 +306,8 @@ describe("softmax", () => {
       [[2, 1001], 1], // row kernel, scalar, 16 invocations per row
       [[600, 8], 1], // several rows per workgroup
       [[2, 20000], 1], // 256 invocations per row, each looping over its values
+      [[5, 12], 1], // vec4 rows shorter than a subgroup: idle lanes
+      [[4, 13], 1], // scalar rows of 13
     ] as [number[], number][]) {
       await checkOp(
         dev(),
@@ -308,6 +317,8 @@ describe("softmax", () => {
         { gradTol: 1e-4, samples: 20 },
       );
     }
+    if (subgroups && dev().subgroupSize === null) return; // this adapter has no fixed-size subgroups
+    expect(dev().pipelines.kernels).toContain(`softmax/${kernel}`);
   });
   it("is stable for large logits", async () => {
     const d = dev();
@@ -517,8 +528,8 @@ describe("batch norm", () => {
   });
 });
 
-describe("layer norm", () => {
-  const dev = useDevice();
+describe.each(ROW_PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, kernel }) => {
+  const dev = useDevice({ subgroups });
   it("last dim, multi-dim normalizedShape and no affine vs float64; backward by finite differences", async () => {
     const cases: { shape: number[]; ns?: number[]; affine: boolean }[] = [
       { shape: [4, 3, 10], affine: true }, // short rows: a thread per row
@@ -530,6 +541,8 @@ describe("layer norm", () => {
       { shape: [2, 1001], affine: true }, // row kernel, scalar, 16 invocations per row
       { shape: [600, 8], affine: true }, // several rows per workgroup, column partials over blocks
       { shape: [2, 5003], affine: true }, // 128 invocations per row, scalar
+      { shape: [3, 12], affine: true }, // vec4 rows shorter than a subgroup: idle lanes
+      { shape: [2000, 16], affine: false }, // several rows per workgroup on every path
     ];
     for (const { shape, ns, affine } of cases) {
       const dn = prod(ns ?? [shape.at(-1)!]);
@@ -546,6 +559,8 @@ describe("layer norm", () => {
         { samples: 25, gradTol: 2e-4 },
       );
     }
+    if (subgroups && dev().subgroupSize === null) return; // this adapter has no fixed-size subgroups
+    expect(dev().pipelines.kernels).toContain(`norm/${kernel}`);
   });
   it("rejects bad inputs", () => {
     const d = dev();

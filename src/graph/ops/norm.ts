@@ -1,4 +1,4 @@
-import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
+import { type Device, PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { isGradEnabled, needsGrad, noGrad, record } from "../tape.ts";
 import { expectFloat, expectSameDevice, expectShape, groups1d, label } from "../launch.ts";
 import { mean, sumMiddle } from "./reduce.ts";
@@ -12,6 +12,8 @@ import { reshape as reshapeOp } from "./layout.ts";
 //                   segments; stats (one read of x) + apply forward, gsum + bwd backward
 //   rows.wgsl       layer norm (rows of >= 4 features): a team of invocations per row, stats and
 //                   apply in one dispatch; dx in one, the weight/bias column sums in another
+//   rows_subgroup.wgsl  the same stats/apply and dx with a subgroup per row (devices with a fixed
+//                   subgroup size; no barrier)
 //   running.wgsl    batch norm's in-place running-statistics update (from seg.wgsl's chunk
 //                   partials: `from_part`)
 // and, for short groups (one thread per group) and layer norm over < 4 features, the generic
@@ -477,6 +479,17 @@ export function rowsPlan(d: number): { tpr: number; wg: number } | null {
   return { tpr, wg: Math.max(32, tpr) };
 }
 
+/** The row kernel for `m` rows of a norm or softmax: `<family>/rows_subgroup` (a workgroup is
+ * one subgroup, no barrier) when the device has a fixed subgroup size, else `<family>/rows` (a
+ * team of plan.tpr invocations per row, several teams per workgroup, one barrier per row); with
+ * its override constants and the rows each workgroup walks (≈ 256–1024 workgroups or more). */
+export function rowKernel(dev: Device, family: "norm" | "softmax", m: number, plan: { tpr: number; wg: number }): { kernel: string; constants: Record<string, number>; rpw: number } {
+  const sg = dev.subgroupSize;
+  if (sg) return { kernel: `${family}/rows_subgroup`, constants: { WG: sg }, rpw: clamp(Math.floor(m / 1024), 1, 8) };
+  const rpp = plan.wg / plan.tpr; // rows at a time
+  return { kernel: `${family}/rows`, constants: { TPR: plan.tpr, WG: plan.wg }, rpw: rpp * clamp(Math.floor(m / rpp / 256), 1, family === "norm" ? 8 : 16) };
+}
+
 /** vec4 entries need d % 4 == 0 and every vec4-bound tensor 16-byte aligned. */
 export function vec4Ok(d: number, ...ts: (Tensor | null | undefined)[]): boolean {
   return d % 4 === 0 && ts.every((t) => !t || t.byteOffset % 16 === 0);
@@ -484,7 +497,7 @@ export function vec4Ok(d: number, ...ts: (Tensor | null | undefined)[]): boolean
 
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 
-/** Layer norm over rows that fit one workgroup (kernels/norm/rows.wgsl): statistics and apply in
+/** Layer norm over rows (kernels/norm/rows_subgroup.wgsl or rows.wgsl, see rowKernel): statistics and apply in
  * one dispatch, dx and the weight/bias column partials in one more (plus their sum). */
 function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, m: number, d: number, plan: { tpr: number; wg: number }): Tensor {
   const op = "layer_norm";
@@ -493,17 +506,16 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
   const mean = Tensor.empty(dev, [m]);
   const var_ = Tensor.empty(dev, [m]);
   const v4 = vec4Ok(d, x, weight, bias);
-  const rpp = plan.wg / plan.tpr; // rows at a time
-  const rpw = rpp * clamp(Math.floor(m / rpp / 256), 1, 8);
+  const rk = rowKernel(dev, "norm", m, plan);
   dev.dispatch({
-    kernel: "norm/rows",
+    kernel: rk.kernel,
     entry: v4 ? "fwd4" : "fwd1",
-    constants: { TPR: plan.tpr, WG: plan.wg, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    constants: { ...rk.constants, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
     bindings: v4
       ? { xv: x, wv: weight ?? x, bv: bias ?? x, smean: mean, svar: var_, outv: y }
       : { x, weight: weight ?? x, bias: bias ?? x, smean: mean, svar: var_, out: y },
-    uniforms: { rows: m, d, rpw, eps },
-    workgroups: Math.ceil(m / rpw),
+    uniforms: { rows: m, d, rpw: rk.rpw, eps },
+    workgroups: Math.ceil(m / rk.rpw),
     label: label(op, x, weight, bias),
   });
   const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);
@@ -511,17 +523,15 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
   record(op, y, [x, weight, bias], save, (dy, [xs, ms, vs, ws]) => {
     const cols = needW || needB;
     const b4 = vec4Ok(d, xs, ws, dy);
-    const brpp = plan.wg / plan.tpr;
-    const brpw = brpp * clamp(Math.floor(m / brpp / 256), 1, 8);
     const dx = needX ? Tensor.empty(dev, xs!.shape) : null;
     if (dx)
       dev.dispatch({
-        kernel: "norm/rows",
+        kernel: rk.kernel,
         entry: b4 ? "bwd4" : "bwd1",
-        constants: { TPR: plan.tpr, WG: plan.wg, HAS_W: ws ? 1 : 0 },
+        constants: { ...rk.constants, HAS_W: ws ? 1 : 0 },
         bindings: b4 ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: dx } : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: dx },
-        uniforms: { rows: m, d, rpw: brpw, eps },
-        workgroups: Math.ceil(m / brpw),
+        uniforms: { rows: m, d, rpw: rk.rpw, eps },
+        workgroups: Math.ceil(m / rk.rpw),
         label: label(`${op}_backward`, xs!),
       });
     // weight/bias column partials over row blocks: ≈ 256 blocks, within the launch and binding limits

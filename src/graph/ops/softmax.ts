@@ -3,11 +3,12 @@ import { record } from "../tape.ts";
 import { overBindingLimit, splitRows } from "./split.ts";
 import { reshape } from "./layout.ts";
 import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
-import { rowsPlan, vec4Ok } from "./norm.ts";
+import { rowKernel, rowsPlan, vec4Ok } from "./norm.ts";
 
 // softmax over any axis: kernels/softmax/softmax.wgsl views x as [outer, r, inner] (r = the
 // softmax axis), so no permute is needed. The last axis (inner = 1) with rows of at least 4 runs
-// on kernels/softmax/rows.wgsl (a team of invocations per row, one barrier per row).
+// on kernels/softmax/rows_subgroup.wgsl (a subgroup per row) or rows.wgsl (a team of invocations
+// per row, one barrier per row): see rowKernel in norm.ts.
 
 /** Rows longer than this get a workgroup each (tree reductions), shorter ones a thread each. */
 const THREAD_ROW_MAX = 64;
@@ -17,15 +18,14 @@ function launch(entry: "main" | "backward", x: Tensor, dy: Tensor | null, outer:
   const plan = inner === 1 && outer > 0 ? rowsPlan(r) : null;
   if (plan) {
     const v4 = vec4Ok(r, x, dy);
-    const rpp = plan.wg / plan.tpr; // rows at a time
-    const rpw = rpp * Math.max(1, Math.min(16, Math.floor(outer / rpp / 256)));
+    const rk = rowKernel(x.device, "softmax", outer, plan);
     x.device.dispatch({
-      kernel: "softmax/rows",
+      kernel: rk.kernel,
       entry: `${entry === "main" ? "fwd" : "bwd"}${v4 ? 4 : 1}`,
-      constants: { TPR: plan.tpr, WG: plan.wg },
+      constants: rk.constants,
       bindings: v4 ? { xv: x, dyv: dy ?? x, outv: out } : { x, dy: dy ?? x, out },
-      uniforms: { rows: outer, r, rpw },
-      workgroups: Math.ceil(outer / rpw),
+      uniforms: { rows: outer, r, rpw: rk.rpw },
+      workgroups: Math.ceil(outer / rk.rpw),
       label: label(entry === "main" ? "softmax" : "softmax_backward", x),
     });
     return out;
