@@ -1,31 +1,10 @@
-// Softmax over contiguous rows of r values (the last axis), and its backward
-// dx = y * (dy - sum(dy * y)). A workgroup of WG invocations takes `rpw` consecutive rows, WG / TPR
-// at a time (one per team of TPR invocations); `*4` entries load vec4 (r % 4 == 0, 16-byte
-// aligned), `*1` entries scalars.
-// Bindings: 0 uniforms, 1 xv/x (forward: input; backward: the forward output y), 2 dyv/dy
-// (backward), 3 outv/out (forward: softmax; backward: dx). An entry binds only what it uses.
-// Tricks: one barrier per row. Forward: each invocation keeps an online (max, sum of exp(x - max))
-// over its values, the team merges its TPR pairs after the barrier, then the row is read again
-// (from cache) to write exp(x - max) / sum. Backward: sum(dy * y) the same way. Nothing but
-// scalars lives across a barrier (on llvmpipe a barrier splits the shader into coroutines, and
-// live arrays there cost compile time and spills); no integer division per element.
-override TPR: u32 = 8u; // invocations per row, power of two
-override WG: u32 = 32u; // a multiple of TPR
-
-struct Params { rows: u32, r: u32, rpw: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xv: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dyv: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> outv: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
-@group(0) @binding(5) var<storage, read> dy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+// Softmax rows (see rows_body.wgsl) reducing through workgroup memory: WG / TPR teams per
+// workgroup, one barrier per row. The portable path; rows_subgroup.wgsl uses subgroup shuffles.
+// #include "softmax/rows_body"
 
 // Two slots per invocation, alternated between consecutive rows, so the barrier of one row also
 // separates the reads of the row before it from the writes of the row after it.
 var<workgroup> red: array<vec2<f32>, 2u * WG>;
-
-fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 
 // Merge of the team's (max, sum of exp(v - max)) pairs.
 fn team_softmax(slot: u32, lid: u32, ms: vec2<f32>) -> vec2<f32> {
@@ -51,105 +30,3 @@ fn team_sum(slot: u32, lid: u32, v: f32) -> f32 {
   return s;
 }
 
-const NEG = -3.402823e38;
-
-@compute @workgroup_size(WG)
-fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let r0 = wg_index(wid, nwg) * p.rpw;
-  if (r0 >= p.rows) { return; } // uniform per workgroup
-  let r1 = min(p.rows, r0 + p.rpw);
-  let nv = p.r / 4u;
-  let t = lid % TPR;
-  var it = 0u;
-  for (var rb = r0; rb < r1; rb += WG / TPR) {
-    let row = rb + lid / TPR;
-    let n = select(0u, nv, row < r1); // values of this team's row (none past the last row)
-    let base = row * nv;
-    var m = NEG;
-    var s = 0.0;
-    for (var j = t; j < n; j += TPR) {
-      let v = xv[base + j];
-      let mb = max(max(v.x, v.y), max(v.z, v.w));
-      if (mb > m) {
-        s *= exp(m - mb);
-        m = mb;
-      }
-      s += dot(exp(v - m), vec4<f32>(1.0));
-    }
-    let ms = team_softmax(it & 1u, lid, vec2<f32>(m, s));
-    let inv = 1.0 / ms.y;
-    for (var j = t; j < n; j += TPR) { outv[base + j] = exp(xv[base + j] - ms.x) * inv; }
-    it++;
-  }
-}
-
-@compute @workgroup_size(WG)
-fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let r0 = wg_index(wid, nwg) * p.rpw;
-  if (r0 >= p.rows) { return; } // uniform per workgroup
-  let r1 = min(p.rows, r0 + p.rpw);
-  let t = lid % TPR;
-  var it = 0u;
-  for (var rb = r0; rb < r1; rb += WG / TPR) {
-    let row = rb + lid / TPR;
-    let n = select(0u, p.r, row < r1);
-    let base = row * p.r;
-    var m = NEG;
-    var s = 0.0;
-    for (var j = t; j < n; j += TPR) {
-      let v = x[base + j];
-      if (v > m) {
-        s *= exp(m - v);
-        m = v;
-      }
-      s += exp(v - m);
-    }
-    let ms = team_softmax(it & 1u, lid, vec2<f32>(m, s));
-    let inv = 1.0 / ms.y;
-    for (var j = t; j < n; j += TPR) { out[base + j] = exp(x[base + j] - ms.x) * inv; }
-    it++;
-  }
-}
-
-@compute @workgroup_size(WG)
-fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let r0 = wg_index(wid, nwg) * p.rpw;
-  if (r0 >= p.rows) { return; } // uniform per workgroup
-  let r1 = min(p.rows, r0 + p.rpw);
-  let nv = p.r / 4u;
-  let t = lid % TPR;
-  var it = 0u;
-  for (var rb = r0; rb < r1; rb += WG / TPR) {
-    let row = rb + lid / TPR;
-    let n = select(0u, nv, row < r1);
-    let base = row * nv;
-    var s = 0.0;
-    for (var j = t; j < n; j += TPR) { s += dot(xv[base + j], dyv[base + j]); }
-    let d = team_sum(it & 1u, lid, s);
-    for (var j = t; j < n; j += TPR) { outv[base + j] = xv[base + j] * (dyv[base + j] - d); }
-    it++;
-  }
-}
-
-@compute @workgroup_size(WG)
-fn bwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let r0 = wg_index(wid, nwg) * p.rpw;
-  if (r0 >= p.rows) { return; } // uniform per workgroup
-  let r1 = min(p.rows, r0 + p.rpw);
-  let t = lid % TPR;
-  var it = 0u;
-  for (var rb = r0; rb < r1; rb += WG / TPR) {
-    let row = rb + lid / TPR;
-    let n = select(0u, p.r, row < r1);
-    let base = row * p.r;
-    var s = 0.0;
-    for (var j = t; j < n; j += TPR) { s += x[base + j] * dy[base + j]; }
-    let d = team_sum(it & 1u, lid, s);
-    for (var j = t; j < n; j += TPR) { out[base + j] = x[base + j] * (dy[base + j] - d); }
-    it++;
-  }
-}

@@ -287,14 +287,20 @@ function refSoftmax(x: readonly number[], shape: readonly number[], dim: number)
   return y;
 }
 
-// Both row-kernel paths: a subgroup per row (devices with a fixed subgroup size; lavapipe has 8)
-// and a team of invocations per row with one workgroup barrier (the portable path).
-const ROW_PATHS = [
-  { subgroups: true, kernel: "rows_subgroup" },
-  { subgroups: false, kernel: "rows" },
+// Both reduction paths: subgroup shuffles where the device has a fixed subgroup size (lavapipe
+// has 8; a workgroup is one subgroup) and workgroup memory with barriers (the portable path).
+const PATHS = [
+  { subgroups: true, suffix: "_subgroup" },
+  { subgroups: false, suffix: "" },
 ];
 
-describe.each(ROW_PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, kernel }) => {
+/** After a path's cases: the kernel that ran was the one that path selects. */
+function expectKernel(d: Device, subgroups: boolean, kernel: string): void {
+  if (subgroups && d.subgroupSize === null) return; // this adapter has no fixed-size subgroups
+  expect(d.pipelines.kernels).toContain(kernel);
+}
+
+describe.each(PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, suffix }) => {
   const dev = useDevice({ subgroups });
   it("matches a float64 reference on short and long rows, any axis; backward by finite differences", async () => {
     for (const [shape, dim] of [
@@ -317,8 +323,7 @@ describe.each(ROW_PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, kernel
         { gradTol: 1e-4, samples: 20 },
       );
     }
-    if (subgroups && dev().subgroupSize === null) return; // this adapter has no fixed-size subgroups
-    expect(dev().pipelines.kernels).toContain(`softmax/${kernel}`);
+    expectKernel(dev(), subgroups, `softmax/rows${suffix}`);
   });
   it("is stable for large logits", async () => {
     const d = dev();
@@ -344,8 +349,8 @@ describe.each(ROW_PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, kernel
 const inGroup = (shape: number[]) => (i: number) => Math.floor(i / prod(shape.slice(2)));
 const chanOf = (shape: number[]) => (i: number) => Math.floor(i / prod(shape.slice(2))) % shape[1]!;
 
-describe("instance norm", () => {
-  const dev = useDevice();
+describe.each(PATHS)("instance norm (subgroups: $subgroups)", ({ subgroups, suffix }) => {
+  const dev = useDevice({ subgroups });
   it("rank 3 with a long instance (split statistics) and rank 4 without affine vs float64", async () => {
     const shape = [2, 3, 4500];
     const c = 3;
@@ -401,10 +406,11 @@ describe("instance norm", () => {
     x.dispose();
     w.dispose();
   });
+  it("ran on the path's kernel (seg{suffix}.wgsl)", () => expectKernel(dev(), subgroups, `norm/seg${suffix}`));
 });
 
-describe("batch norm", () => {
-  const dev = useDevice();
+describe.each(PATHS)("batch norm (subgroups: $subgroups)", ({ subgroups, suffix }) => {
+  const dev = useDevice({ subgroups });
   it("training on rank 2, 3 and a long channel (split statistics) vs float64, backward by finite differences", async () => {
     for (const shape of [
       [6, 3],
@@ -526,9 +532,10 @@ describe("batch norm", () => {
     expect(() => batchNorm(Tensor.from(d, new Array(12).fill(1), [2, 3, 2], "u32"), null, null, { training: true })).toThrow(/'x' must be f32/);
     [x, r2, r3].forEach((t) => t.dispose());
   });
+  it("ran on the path's kernel (seg{suffix}.wgsl)", () => expectKernel(dev(), subgroups, `norm/seg${suffix}`));
 });
 
-describe.each(ROW_PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, kernel }) => {
+describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix }) => {
   const dev = useDevice({ subgroups });
   it("last dim, multi-dim normalizedShape and no affine vs float64; backward by finite differences", async () => {
     const cases: { shape: number[]; ns?: number[]; affine: boolean }[] = [
@@ -559,8 +566,7 @@ describe.each(ROW_PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, ker
         { samples: 25, gradTol: 2e-4 },
       );
     }
-    if (subgroups && dev().subgroupSize === null) return; // this adapter has no fixed-size subgroups
-    expect(dev().pipelines.kernels).toContain(`norm/${kernel}`);
+    expectKernel(dev(), subgroups, `norm/rows${suffix}`);
   });
   it("rejects bad inputs", () => {
     const d = dev();

@@ -480,12 +480,12 @@ export function rowsPlan(d: number): { tpr: number; wg: number } | null {
 }
 
 /** The row kernel for `m` rows of a norm or softmax: `<family>/rows_subgroup` (a workgroup is
- * one subgroup, no barrier) when the device has a fixed subgroup size, else `<family>/rows` (a
+ * one subgroup and one team, no barrier) when the device has a fixed subgroup size, else `<family>/rows` (a
  * team of plan.tpr invocations per row, several teams per workgroup, one barrier per row); with
  * its override constants and the rows each workgroup walks (≈ 256–1024 workgroups or more). */
 export function rowKernel(dev: Device, family: "norm" | "softmax", m: number, plan: { tpr: number; wg: number }): { kernel: string; constants: Record<string, number>; rpw: number } {
   const sg = dev.subgroupSize;
-  if (sg) return { kernel: `${family}/rows_subgroup`, constants: { WG: sg }, rpw: clamp(Math.floor(m / 1024), 1, 8) };
+  if (sg) return { kernel: `${family}/rows_subgroup`, constants: { TPR: sg, WG: sg }, rpw: clamp(Math.floor(m / 1024), 1, 8) };
   const rpp = plan.wg / plan.tpr; // rows at a time
   return { kernel: `${family}/rows`, constants: { TPR: plan.tpr, WG: plan.wg }, rpw: rpp * clamp(Math.floor(m / rpp / 256), 1, family === "norm" ? 8 : 16) };
 }
@@ -598,12 +598,19 @@ function statsBindings(st: SegStats, dummy: Tensor) {
   return "part" in st ? { spart: st.part, mean: dummy, var_: dummy } : { spart: dummy, mean: st.mean, var_: st.var_ };
 }
 
+/** seg_subgroup.wgsl (a workgroup is one subgroup, no barrier) where the device has a fixed
+ * subgroup size, else seg.wgsl (workgroup trees of 64). */
+function segKernel(dev: Device): { kernel: string; constants: { WG: number } } {
+  const sg = dev.subgroupSize;
+  return sg ? { kernel: "norm/seg_subgroup", constants: { WG: sg } } : { kernel: "norm/seg", constants: { WG: 64 } };
+}
+
 function segStats(op: string, x: Tensor, P: SegPlan): Tensor {
   const part = Tensor.empty(x.device, [P.groups * P.splits * 3]);
   x.device.dispatch({
-    kernel: "norm/seg",
+    kernel: segKernel(x.device).kernel,
     entry: "stats",
-    constants: { V4: P.v4 ? 1 : 0 },
+    constants: { ...segKernel(x.device).constants, V4: P.v4 ? 1 : 0 },
     bindings: { x, xv: x, part },
     uniforms: segUniforms(P, 0),
     workgroups: P.groups * P.splits,
@@ -616,9 +623,9 @@ function segApply(op: string, x: Tensor, P: SegPlan, st: SegStats, weight: Tenso
   const y = Tensor.empty(x.device, x.shape);
   const v4 = P.v4 && x.byteOffset % 16 === 0;
   x.device.dispatch({
-    kernel: "norm/seg",
+    kernel: segKernel(x.device).kernel,
     entry: v4 ? "apply4" : "apply1",
-    constants: { FIXED: "part" in st ? 0 : 1, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    constants: { ...segKernel(x.device).constants, FIXED: "part" in st ? 0 : 1, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
     bindings: { x, xv: x, ...statsBindings(st, x), weight: weight ?? x, bias: bias ?? x, out: y, outv: y },
     uniforms: segUniforms(P, eps),
     workgroups: P.groups * P.splits,
@@ -632,9 +639,9 @@ function segGsum(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, ep
   const gpart = Tensor.empty(x.device, [2 * P.groups * P.splits]);
   const v4 = P.v4 && x.byteOffset % 16 === 0 && dy.byteOffset % 16 === 0;
   x.device.dispatch({
-    kernel: "norm/seg",
+    kernel: segKernel(x.device).kernel,
     entry: "gsum",
-    constants: { V4: v4 ? 1 : 0, FIXED: "part" in st ? 0 : 1 },
+    constants: { ...segKernel(x.device).constants, V4: v4 ? 1 : 0, FIXED: "part" in st ? 0 : 1 },
     bindings: { x, xv: x, dy, dyv: dy, ...statsBindings(st, x), gpart },
     uniforms: segUniforms(P, eps),
     workgroups: P.groups * P.splits,
@@ -647,9 +654,9 @@ function segBwd(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, wei
   const dx = Tensor.empty(x.device, x.shape);
   const v4 = P.v4 && x.byteOffset % 16 === 0 && dy.byteOffset % 16 === 0;
   x.device.dispatch({
-    kernel: "norm/seg",
+    kernel: segKernel(x.device).kernel,
     entry: v4 ? "bwd4" : "bwd1",
-    constants: { FIXED: gsp ? 0 : 1, HAS_W: weight ? 1 : 0 },
+    constants: { ...segKernel(x.device).constants, FIXED: gsp ? 0 : 1, HAS_W: weight ? 1 : 0 },
     bindings: { x, xv: x, dy, dyv: dy, ...statsBindings(st, x), weight: weight ?? x, gsp: gsp ?? x, out: dx, outv: dx },
     uniforms: segUniforms(P, eps),
     workgroups: P.groups * P.splits,

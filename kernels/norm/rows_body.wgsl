@@ -1,0 +1,237 @@
+// Layer norm over contiguous rows of d features: the shared body of rows.wgsl and
+// rows_subgroup.wgsl (spliced in with `// #include "norm/rows_body"`; the includer defines the
+// team reductions team_stats(slot, lid, Acc) -> (mean, biased variance) and
+// team_sum2(slot, lid, vec2) -> vec2 over the TPR invocations of a row). A workgroup of WG invocations takes `rpw`
+// consecutive rows, WG / TPR at a time (one per team of TPR invocations); `*4` entries load vec4
+// (d % 4 == 0, 16-byte aligned), `*1` entries scalars.
+// Entries: fwd4/fwd1 write y and the row statistics (smean, svar: mean and biased variance);
+// bwd4/bwd1 read them and write dx; cols4/cols1 (no barriers: an invocation per feature (vec4)
+// over a block of `rpw` rows) write the weight/bias column partials part [2, row blocks, d]:
+// sum dy, then sum dy * xhat (TypeScript sums the blocks).
+// Bindings: 0 uniforms, 1 x/xv, 2 weight/wv (HAS_W), 3 bias/bv (HAS_B), 4 dy/dyv, 5 mean, 6 var_,
+// 7 smean, 8 svar, 9 out/outv, 10 part/partv. An entry binds only what it uses.
+// Tricks: one reduction per row. Forward: each invocation folds its values into (count, mean, M2)
+// (Chan's update per vec4, Welford per scalar: no E[x^2] - E[x]^2 cancellation), the team merges
+// its TPR triples after the barrier, then the row is read again (from cache) to write y.
+// Backward: sum(g), sum(g * xhat) the same way. Nothing but scalars lives across a reduction (on
+// llvmpipe a barrier splits the shader into coroutines; live arrays there cost compile time and
+// spills); row and feature indices are loop counters, no integer division per element.
+override TPR: u32 = 8u; // invocations per row, power of two
+override WG: u32 = 32u; // a multiple of TPR
+override HAS_W: bool = true;
+override HAS_B: bool = true;
+
+struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> wv: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bv: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dyv: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> mean: array<f32>;
+@group(0) @binding(6) var<storage, read> var_: array<f32>;
+@group(0) @binding(7) var<storage, read_write> smean: array<f32>;
+@group(0) @binding(8) var<storage, read_write> svar: array<f32>;
+@group(0) @binding(9) var<storage, read_write> outv: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> partv: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> x: array<f32>;
+@group(0) @binding(12) var<storage, read> weight: array<f32>;
+@group(0) @binding(13) var<storage, read> bias: array<f32>;
+@group(0) @binding(14) var<storage, read> dy: array<f32>;
+@group(0) @binding(15) var<storage, read_write> out: array<f32>;
+@group(0) @binding(16) var<storage, read_write> part: array<f32>;
+
+fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
+
+struct Acc { n: f32, m: f32, q: f32 }
+
+// Chan et al.: n = na+nb, d = mb-ma, mean = ma + d*nb/n, M2 = M2a + M2b + d^2*na*nb/n.
+fn merge(a: Acc, b: Acc) -> Acc {
+  if (b.n == 0.0) { return a; }
+  if (a.n == 0.0) { return b; }
+  let n = a.n + b.n;
+  let d = b.m - a.m;
+  let f = b.n / n;
+  return Acc(n, a.m + d * f, a.q + b.q + d * d * a.n * f);
+}
+
+@compute @workgroup_size(WG)
+fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let nv = p.d / 4u;
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, nv, r < r1); // features of this team's row (none past the last row)
+    let base = r * nv;
+    var a = Acc(0.0, 0.0, 0.0);
+    for (var j = t; j < n; j += TPR) {
+      let v = xv[base + j];
+      let mb = dot(v, vec4<f32>(0.25));
+      let e = v - mb;
+      let nn = a.n + 4.0;
+      let d = mb - a.m;
+      let f = 4.0 / nn;
+      a = Acc(nn, a.m + d * f, a.q + dot(e, e) + d * d * a.n * f);
+    }
+    let st = team_stats(it & 1u, lid, a);
+    // 1/sqrt rather than inverseSqrt: the builtin may be a low-precision approximation.
+    let rstd = 1.0 / sqrt(st.y + p.eps);
+    for (var j = t; j < n; j += TPR) {
+      var o = (xv[base + j] - st.x) * rstd;
+      if (HAS_W) { o *= wv[j]; }
+      if (HAS_B) { o += bv[j]; }
+      outv[base + j] = o;
+    }
+    if (t == 0u && n > 0u) {
+      smean[r] = st.x;
+      svar[r] = st.y;
+    }
+    it++;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, p.d, r < r1);
+    let base = r * p.d;
+    var a = Acc(0.0, 0.0, 0.0);
+    for (var j = t; j < n; j += TPR) {
+      let v = x[base + j];
+      let nn = a.n + 1.0;
+      let d = v - a.m;
+      let m = a.m + d / nn;
+      a = Acc(nn, m, a.q + d * (v - m));
+    }
+    let st = team_stats(it & 1u, lid, a);
+    let rstd = 1.0 / sqrt(st.y + p.eps);
+    for (var j = t; j < n; j += TPR) {
+      var o = (x[base + j] - st.x) * rstd;
+      if (HAS_W) { o *= weight[j]; }
+      if (HAS_B) { o += bias[j]; }
+      out[base + j] = o;
+    }
+    if (t == 0u && n > 0u) {
+      smean[r] = st.x;
+      svar[r] = st.y;
+    }
+    it++;
+  }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight, means over the row.
+@compute @workgroup_size(WG)
+fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let nv = p.d / 4u;
+  let inv_d = 1.0 / f32(p.d);
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, nv, r < r1);
+    let base = r * nv;
+    let rs = min(r, p.rows - 1u);
+    let m = mean[rs];
+    let rstd = 1.0 / sqrt(var_[rs] + p.eps);
+    var s = vec2<f32>(0.0); // sum g, sum g * (x - mean)
+    for (var j = t; j < n; j += TPR) {
+      var g = dyv[base + j];
+      if (HAS_W) { g *= wv[j]; }
+      s += vec2<f32>(dot(g, vec4<f32>(1.0)), dot(g, xv[base + j] - m));
+    }
+    let u = team_sum2(it & 1u, lid, s) * inv_d;
+    let c2 = u.y * rstd * rstd; // mean(g * xhat) * rstd
+    for (var j = t; j < n; j += TPR) {
+      var g = dyv[base + j];
+      if (HAS_W) { g *= wv[j]; }
+      outv[base + j] = rstd * (g - u.x - (xv[base + j] - m) * c2);
+    }
+    it++;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn bwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let inv_d = 1.0 / f32(p.d);
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let n = select(0u, p.d, r < r1);
+    let base = r * p.d;
+    let rs = min(r, p.rows - 1u);
+    let m = mean[rs];
+    let rstd = 1.0 / sqrt(var_[rs] + p.eps);
+    var s = vec2<f32>(0.0);
+    for (var j = t; j < n; j += TPR) {
+      var g = dy[base + j];
+      if (HAS_W) { g *= weight[j]; }
+      s += vec2<f32>(g, g * (x[base + j] - m));
+    }
+    let u = team_sum2(it & 1u, lid, s) * inv_d;
+    let c2 = u.y * rstd * rstd;
+    for (var j = t; j < n; j += TPR) {
+      var g = dy[base + j];
+      if (HAS_W) { g *= weight[j]; }
+      out[base + j] = rstd * (g - u.x - (x[base + j] - m) * c2);
+    }
+    it++;
+  }
+}
+
+// Column partials: workgroup (wid.x, wid.y) = (block of WG features, block of rpw rows).
+@compute @workgroup_size(WG)
+fn cols4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let nv = p.d / 4u;
+  let j = wid.x * WG + lid;
+  let r0 = wid.y * p.rpw;
+  if (j >= nv || r0 >= p.rows) { return; }
+  let r1 = min(p.rows, r0 + p.rpw);
+  var sb = vec4<f32>(0.0);
+  var sw = vec4<f32>(0.0);
+  for (var r = r0; r < r1; r++) {
+    let g = dyv[r * nv + j];
+    sb += g;
+    sw += g * (xv[r * nv + j] - mean[r]) * (1.0 / sqrt(var_[r] + p.eps));
+  }
+  let nb = (p.rows + p.rpw - 1u) / p.rpw;
+  partv[wid.y * nv + j] = sb;
+  partv[(nb + wid.y) * nv + j] = sw;
+}
+
+@compute @workgroup_size(WG)
+fn cols1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let j = wid.x * WG + lid;
+  let r0 = wid.y * p.rpw;
+  if (j >= p.d || r0 >= p.rows) { return; }
+  let r1 = min(p.rows, r0 + p.rpw);
+  var sb = 0.0;
+  var sw = 0.0;
+  for (var r = r0; r < r1; r++) {
+    let g = dy[r * p.d + j];
+    sb += g;
+    sw += g * (x[r * p.d + j] - mean[r]) * (1.0 / sqrt(var_[r] + p.eps));
+  }
+  let nb = (p.rows + p.rpw - 1u) / p.rpw;
+  part[wid.y * p.d + j] = sb;
+  part[(nb + wid.y) * p.d + j] = sw;
+}
