@@ -40,10 +40,11 @@ export async function fmaCeiling(device: Device, reps: number, iters: number, in
 }
 
 /** Copy ceiling (GB/s, bytes read + written) of kernels/bench/copy.wgsl over `n` floats (n divisible
- * by 256), `groups` grid-striding workgroups (default: at most 1024, see copy.wgsl). */
-export async function copyCeiling(device: Device, reps: number, n: number, groups = Math.min(1024, n / 256)): Promise<number> {
-  const x = Tensor.zeros(device, [n]), y = Tensor.empty(device, [n]);
-  const ms = await median(device, () => device.dispatch({ kernel: "bench/copy", bindings: { x, y }, uniforms: { n4: n / 4 }, workgroups: groups, label: "copy ceiling" }), reps);
+ * by 256), `groups` grid-striding workgroups (default: at most 1024, see copy.wgsl). `exp`: the
+ * same copy writing exp(x), what a kernel that takes one exp per value can reach at best. */
+export async function copyCeiling(device: Device, reps: number, n: number, groups = Math.min(1024, n / 256), exp = false): Promise<number> {
+  const x = exp ? Tensor.from(device, randData([n]), [n]) : Tensor.zeros(device, [n]), y = Tensor.empty(device, [n]);
+  const ms = await median(device, () => device.dispatch({ kernel: "bench/copy", constants: { EXP: exp ? 1 : 0 }, bindings: { x, y }, uniforms: { n4: n / 4 }, workgroups: groups, label: exp ? "exp-copy rate" : "copy ceiling" }), reps);
   x.dispose();
   y.dispose();
   return (n * 8) / ms / 1e6;

@@ -50,6 +50,9 @@ const startError = (p: unknown) => (p instanceof Error ? `could not start: ${p.m
 // Ceilings
 const fmaCeiling = await measureFma(device, reps, quick ? 128 : 512);
 const copyCeiling = await measureCopy(device, reps, (quick ? 8 : 32) * 1024 * 1024 / 4);
+// The same copy with one exp per value: the best a kernel that takes an exp of every value it
+// moves (softmax) can do.
+const expCopy = await measureCopy(device, reps, (quick ? 8 : 32) * 1024 * 1024 / 4, undefined, true);
 console.log(`adapter: ${device.adapterDescription}`);
 // The conv-loop roofline (kernels/bench/load_fma.wgsl): what a loop of per-lane input loads × 16
 // FMAs reaches when the weights come from memory each step, from registers, or in a 4×16 tile.
@@ -58,7 +61,7 @@ const convLoop = {
   register_weights: await loadFmaCeiling(device, reps, 256, 1),
   tile_4x16: await loadFmaCeiling(device, reps, 256, 2),
 };
-console.log(`ceilings: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s; conv-shaped loop: ` +
+console.log(`ceilings: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s (with one exp per value ${expCopy.toFixed(1)} GB/s); conv-shaped loop: ` +
   Object.entries(convLoop).map(([k, v]) => `${k} ${v.toFixed(1)} GFLOP/s (${(100 * v / fmaCeiling).toFixed(0)} %)`).join(", "));
 
 const rows: Row[] = [];
@@ -503,7 +506,7 @@ function writeResults(): void {
   };
   const result = {
     adapter: device.adapterDescription, date: new Date().toISOString(), quick, reps,
-    ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2), conv_loop_gflops: Object.fromEntries(Object.entries(convLoop).map(([k, v]) => [k, +v.toFixed(2)])) },
+    ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2), exp_copy_gbps: +expCopy.toFixed(2), conv_loop_gflops: Object.fromEntries(Object.entries(convLoop).map(([k, v]) => [k, +v.toFixed(2)])) },
     peers: withPeers ? peerInfo : null, ort_webgpu_placement: placements, agreement_with_onnxruntime_node: agreement,
     tfjs_console: tfjs instanceof TfjsPeer ? tfjs.warnings.slice(0, 20) : [], rows,
   };
@@ -512,7 +515,7 @@ function writeResults(): void {
   const ratio = (c?: PeerCell) => (c?.ratio !== undefined ? `×${c.ratio}` : c?.error ? "—" : "");
   const md = [
     `# Kernel bench (${quick ? "quick sizes" : "issue 7 sizes"})`, "",
-    `Adapter: ${device.adapterDescription}. Ceilings measured in the same run: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s. ` +
+    `Adapter: ${device.adapterDescription}. Ceilings measured in the same run: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s (the same copy taking one exp per value: ${expCopy.toFixed(1)} GB/s). ` +
     `Median of ${reps} after warm-up, GPU completion included; backward = (forward + backward) − forward. ` +
     `Each timed run is followed by a short probe of the matching ceiling; % of ceiling is the median of run rate / probe (the machine is shared, see bench/NOTES.md). ` +
     `Peer columns: time_peer / time_ours (> 1: ours faster); — = not available (reason in kernels.json and bench/NOTES.md).`, "",

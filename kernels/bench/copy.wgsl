@@ -1,7 +1,10 @@
 // Ceiling probe: memory only. y = x as vec4 (16 bytes read + 16 written per element step), over
 // a grid-striding loop: a few workgroups each walk many vectors, which on llvmpipe (where a
 // workgroup launch costs far more than a vector copy) is the fastest copy a kernel can do.
+// EXP (override) writes exp(x) instead: the same copy with one exp per value, the floor of any
+// kernel that must take an exp of each value it moves (softmax).
 // Bindings: 0 uniforms, 1 x, 2 y.
+override EXP: bool = false;
 struct Params { n4: u32 }
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -11,6 +14,6 @@ struct Params { n4: u32 }
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let stride = nwg.x * nwg.y * 64u;
   for (var i = gid.x + gid.y * nwg.x * 64u; i < u.n4; i += stride) {
-    y[i] = x[i];
+    if (EXP) { y[i] = exp(x[i]); } else { y[i] = x[i]; }
   }
 }
