@@ -238,6 +238,53 @@ const SPECS: Spec[] = [
     bias: false,
     opts: { padding: [0, 2] },
   },
+  // conv_direct tiles (forward; also grad x of the stride-1 convs): 8 consecutive W outputs per
+  // invocation with up to 16 channels, W window loop (override KW) or the general tap loop
+  {
+    name: "conv3d stride 1, 3x3 taps, W 19 and 20 channels (8-output tiles, partial tile and channel block, W window)",
+    fn: conv3d,
+    transposed: false,
+    x: [1, 3, 3, 4, 19],
+    w: [20, 3, 2, 3, 3],
+    bias: true,
+    opts: { padding: 1 },
+  },
+  {
+    name: "conv2d W stride 2, kernel width 3 (8-output tiles, strided W window)",
+    fn: conv2d,
+    transposed: false,
+    x: [1, 3, 5, 21],
+    w: [18, 3, 3, 3],
+    bias: true,
+    opts: { stride: 2, padding: 1 },
+  },
+  {
+    name: "conv2d groups=2, W dilation 2 (8-output tiles, 5 channels per group, dilated W window)",
+    fn: conv2d,
+    transposed: false,
+    x: [1, 6, 4, 20],
+    w: [10, 3, 2, 3],
+    bias: false,
+    opts: { dilation: [1, 2], padding: [0, 2], groups: 2 },
+  },
+  {
+    name: "conv3d W stride 3, kernel width 7 (8-output tiles, window too wide: general tap loop)",
+    fn: conv3d,
+    transposed: false,
+    x: [1, 2, 2, 3, 40],
+    w: [9, 2, 1, 2, 7],
+    bias: true,
+    opts: { stride: [1, 1, 3], padding: [0, 1, 3] },
+  },
+  {
+    name: "conv3d 1x1x1 kernel, 17 channels (8-output tiles, one W tap)",
+    fn: conv3d,
+    transposed: false,
+    x: [1, 5, 2, 2, 9],
+    w: [17, 5, 1, 1, 1],
+    bias: true,
+    opts: {},
+  },
 ];
 
 describe("conv against a float64 reference (shapes outside the golden set)", () => {
@@ -295,12 +342,12 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
 
 describe("conv with workgroups split over x and y", () => {
   // At most 3 workgroups per dim: these shapes launch more than 3 workgroups in the forward
-  // gather (conv_direct: 4 tiles of 64 four-wide W runs; conv_transposed: 8 tiles of 64
+  // gather (conv_direct: 5 tiles of 64 eight-wide W runs; conv_transposed: 8 tiles of 64
   // positions) and in the weight gradient (8 chunks of rows), so each is split over y.
   const dev = useDevice({ limits: { maxWorkgroupsPerDim: 3 } });
   const base = { bias: true, opts: { padding: 1 } };
   it("conv3d (forward gather split)", () =>
-    checkAgainstReference(dev(), { ...base, name: "split conv3d", fn: conv3d, transposed: false, x: [1, 2, 3, 11, 17], w: [5, 2, 2, 3, 3] }, 500));
+    checkAgainstReference(dev(), { ...base, name: "split conv3d", fn: conv3d, transposed: false, x: [1, 2, 5, 11, 33], w: [5, 2, 2, 3, 3] }, 500));
   it("conv3d (weight gradient split)", () =>
     checkAgainstReference(dev(), { ...base, name: "split conv3d dw", fn: conv3d, transposed: false, x: [1, 2, 3, 4, 5], w: [11, 2, 2, 3, 3] }, 550));
   it("conv_transpose3d (forward gather split)", () =>

@@ -44,8 +44,11 @@ interface Geometry {
  * also covers 4 outputs or columns). conv_transposed takes any 1..8. */
 const channelBlock = (coutG: number) => (coutG <= 4 ? 4 : coutG <= 8 ? 8 : 16);
 /** Outputs along W per invocation in conv_direct (consecutive) and conv_transposed (one W phase:
- * o, o + s, ...), override VOX. */
+ * o, o + s, ...), override VOX. conv_direct takes DIRECT_VOX where the output row is that long. */
 const VOXEL_BLOCK = 4;
+const DIRECT_VOX = 8;
+/** conv_direct's window loop (override KW): the inputs one invocation's W taps read, at most. */
+const DIRECT_WINDOW = 24;
 /** (b, k) columns per invocation in conv_grad_weight (override CPI). */
 const COLUMN_BLOCK = 4;
 /** Positions (W tiles of VOX positions) per workgroup in the gather kernels. */
@@ -119,13 +122,15 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
   const osz = to3(outShape.slice(2), 1);
-  // Both kernels cover VOX = 4 outputs along W per invocation (at most 8 channels then, VOX * OCB
-  // <= 32 accumulators): conv_direct consecutive ones, conv_transposed 4 of one W phase (o, o + s,
-  // ...), so it needs ceil(W / s) >= VOX for the block to pay.
+  // conv_transposed covers VOX = 4 outputs of one W phase (o, o + s, ...) per invocation, so it
+  // needs ceil(W / s) >= VOX for the block to pay, and keeps one vec4 of them per channel: any
+  // 1..8 channels. conv_direct covers VOX consecutive outputs: 8 with up to 16 channels (128
+  // accumulators) where the row has 8, else 4 with up to 8 (measured on lavapipe: OCB 16 × VOX 8
+  // is 1.8× OCB 8 × VOX 4, while OCB 16 × VOX 4 is slower than either; bench/NOTES.md).
   const sw = transposed ? g.stride[2] : 1;
-  const vox = Math.ceil(osz[2] / sw) >= VOXEL_BLOCK ? VOXEL_BLOCK : 1;
-  // conv_transposed keeps one vec4 of VOX outputs per channel: any 1..8 channels per invocation
-  const ocb = transposed ? Math.min(8, coutG) : vox > 1 ? Math.min(8, channelBlock(coutG)) : channelBlock(coutG);
+  const wlen = Math.ceil(osz[2] / sw);
+  const vox = !transposed && wlen >= DIRECT_VOX ? DIRECT_VOX : wlen >= VOXEL_BLOCK ? VOXEL_BLOCK : 1;
+  const ocb = transposed ? Math.min(8, coutG) : vox === VOXEL_BLOCK ? Math.min(8, channelBlock(coutG)) : channelBlock(coutG);
   const nblk = Math.ceil(coutG / ocb);
   const wtiles = sw * Math.ceil(Math.ceil(osz[2] / sw) / vox);
   const tiles = Math.ceil((osz[0] * osz[1] * wtiles) / TILE);
@@ -148,6 +153,11 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
     dil: g.dil,
   };
   const constants: Record<string, number> = { OCB: ocb, VOX: vox };
+  // conv_direct's window loop: the VOX outputs' W taps read one run of consecutive inputs, loaded
+  // once per (input channel, kd, kh) where that is fewer loads than one per output and tap
+  const win = (vox - 1) * g.stride[2] + (g.k[2] - 1) * g.dil[2] + 1;
+  if (!transposed && vox > 1 && g.k[2] > 1 && win <= DIRECT_WINDOW && win < vox * g.k[2])
+    Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
   if (transposed) {
     const kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
     uniforms.kstep = kstep;
