@@ -49,7 +49,9 @@ fn lse_at(zb: u32) -> f32 {
 // The voxel's class: -1 when ignored, -2 when not an integer in [0, C) (NaN included).
 fn target_class(g: f32) -> i32 {
   if (u.has_ignore != 0u && g == u.ignore_index) { return -1; }
-  if (!(g >= 0.0) || g >= f32(u.classes) || round(g) != g) { return -2; }
+  // NaN and infinities from the bits: llvmpipe may fold comparisons with a NaN as no-NaN math
+  if ((bitcast<u32>(g) & 0x7fffffffu) >= 0x7f800000u) { return -2; }
+  if (g < 0.0 || g >= f32(u.classes) || round(g) != g) { return -2; }
   return i32(g);
 }
 

@@ -457,10 +457,10 @@ describe("softmax cross-entropy and nnU-Net Dice + CE against float64 references
     for (const x of [z, t, y1, y2]) x.dispose();
   });
 
-  it("gives NaN for an out-of-range or fractional class index and for all-ignored targets", async () => {
+  it("gives NaN for an out-of-range, fractional, NaN or infinite class index and for all-ignored targets", async () => {
     const d = dev();
     const z = Tensor.from(d, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [1, 3, 2]);
-    for (const bad of [[0, 3], [0, 1.5], [-1, 0]]) {
+    for (const bad of [[0, 3], [0, 1.5], [-1, 0], [0, NaN], [Infinity, 0]]) {
       const t = Tensor.from(d, bad, [1, 2]);
       const y = softmaxCrossEntropy(z, t);
       expect(Number.isNaN((await y.read())[0])).toBe(true);
