@@ -42,17 +42,7 @@ struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
 
 fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 
-struct Acc { n: f32, m: f32, q: f32 }
-
-// Chan et al.: n = na+nb, d = mb-ma, mean = ma + d*nb/n, M2 = M2a + M2b + d^2*na*nb/n.
-fn merge(a: Acc, b: Acc) -> Acc {
-  if (b.n == 0.0) { return a; }
-  if (a.n == 0.0) { return b; }
-  let n = a.n + b.n;
-  let d = b.m - a.m;
-  let f = b.n / n;
-  return Acc(n, a.m + d * f, a.q + b.q + d * d * a.n * f);
-}
+// #include "common/welford"
 
 @compute @workgroup_size(WG)
 fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -69,13 +59,7 @@ fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let base = r * nv;
     var a = Acc(0.0, 0.0, 0.0);
     for (var j = t; j < n; j += TPR) {
-      let v = xv[base + j];
-      let mb = dot(v, vec4<f32>(0.25));
-      let e = v - mb;
-      let nn = a.n + 4.0;
-      let d = mb - a.m;
-      let f = 4.0 / nn;
-      a = Acc(nn, a.m + d * f, a.q + dot(e, e) + d * d * a.n * f);
+      a = add4(a, xv[base + j]);
     }
     let st = team_stats(it & 1u, lid, a);
     // 1/sqrt rather than inverseSqrt: the builtin may be a low-precision approximation.
@@ -108,11 +92,7 @@ fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let base = r * p.d;
     var a = Acc(0.0, 0.0, 0.0);
     for (var j = t; j < n; j += TPR) {
-      let v = x[base + j];
-      let nn = a.n + 1.0;
-      let d = v - a.m;
-      let m = a.m + d / nn;
-      a = Acc(nn, m, a.q + d * (v - m));
+      a = add1(a, x[base + j]);
     }
     let st = team_stats(it & 1u, lid, a);
     let rstd = 1.0 / sqrt(st.y + p.eps);

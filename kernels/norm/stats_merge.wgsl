@@ -17,16 +17,7 @@ var<workgroup> sn: array<f32, 64>;
 var<workgroup> sm: array<f32, 64>;
 var<workgroup> sq: array<f32, 64>;
 
-struct Acc { n: f32, m: f32, q: f32 }
-
-fn merge(a: Acc, b: Acc) -> Acc {
-  let n = a.n + b.n;
-  if (b.n == 0.0) { return a; }
-  if (a.n == 0.0) { return b; }
-  let d = b.m - a.m;
-  let f = b.n / n;
-  return Acc(n, a.m + d * f, a.q + b.q + d * d * a.n * f);
-}
+// #include "common/welford"
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
