@@ -231,6 +231,17 @@ describe("upsampling against a float64 reference", () => {
     { name: "bilinear, strong W downsampling (40 → 3) and align_corners", shape: [1, 2, 5, 40], opts: { mode: "bilinear", size: [3, 3], alignCorners: true } },
     { name: "bilinear, strong W downsampling (60 → 7)", shape: [2, 1, 3, 60], opts: { mode: "bilinear", size: [5, 7] } },
     { name: "nearest 2d, strong W downsampling (50 → 3)", shape: [1, 2, 2, 50], opts: { mode: "nearest", size: [4, 3] } },
+    // the ×2 fast path (linear, align_corners=False, W doubled, D and H doubled or kept): even
+    // input W takes vec4 blocks of outputs 4k .. 4k + 3, odd W scalar blocks 4k − 1 .. 4k + 2
+    { name: "trilinear ×2 fast path, even W (vec4 blocks), odd D and H", shape: [1, 2, 3, 5, 6], opts: { mode: "trilinear", scale: 2 } },
+    { name: "trilinear ×2 fast path, odd W 7, D kept", shape: [2, 1, 3, 4, 7], opts: { mode: "trilinear", scale: [1, 2, 2] } },
+    { name: "trilinear ×2 fast path, D doubled and H kept, size-1 D", shape: [1, 2, 1, 3, 8], opts: { mode: "trilinear", scale: [2, 1, 2] } },
+    { name: "bilinear ×2 fast path, size-1 H and W 2", shape: [1, 3, 1, 2], opts: { mode: "bilinear", size: [2, 4] } },
+    { name: "linear 1d ×2 fast path, W 5", shape: [2, 2, 5], opts: { mode: "linear", scale: 2 } },
+    { name: "linear 1d ×2 fast path, W 1", shape: [1, 2, 1], opts: { mode: "linear", scale: 2 } },
+    // output twice the input but ratio 1 / 2.1 (PyTorch uses the scale): not the ×2 path
+    { name: "bilinear scale 2.1 (output 2 in, ratio 1 / 2.1)", shape: [1, 1, 3, 4], opts: { mode: "bilinear", scale: 2.1 } },
+    { name: "bilinear ×2, align_corners (not the ×2 path)", shape: [1, 2, 3, 6], opts: { mode: "bilinear", scale: 2, alignCorners: true } },
     // the backward's per-axis passes walk blocks of 16 inputs: several blocks along H and D
     { name: "bilinear, H 35 → 70 (three backward blocks along H)", shape: [1, 2, 35, 4], opts: { mode: "bilinear", size: [70, 5] } },
     { name: "trilinear, D 18 → 27 and H 33 → 20, align_corners", shape: [1, 1, 18, 33, 2], opts: { mode: "trilinear", size: [27, 20, 3], alignCorners: true } },

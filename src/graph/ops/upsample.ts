@@ -21,6 +21,9 @@ export interface UpsampleOptions {
 const VW = 16;
 /** Inputs per invocation along the axis in the backward (resample/upsample_axis override VB). */
 const VB = 16;
+/** Most workgroups the ×2 forward launches (main2x grid-strides over its blocks; llvmpipe pays
+ * per workgroup, and 1024 × 64 invocations fill any GPU). */
+const MAX_GROUPS = 1024;
 
 const fmt = (v: unknown) => (Array.isArray(v) ? shapeStr(v) : String(v));
 
@@ -82,20 +85,40 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   }
   const y = Tensor.empty(device, [...x.shape.slice(0, 2), ...out]);
   const outSp = outd, inSp = ind;
-  const blocks = Math.ceil(outSp[2]! / VW);
-  const threads = (y.size / outSp[2]!) * blocks;
-  // output rows a multiple of 4 long: blocks start and end on vec4s (16-byte stores)
-  const v4 = outSp[2]! % 4 === 0;
-  device.dispatch({
-    kernel: "resample/upsample",
-    entry: v4 ? "main4" : "main",
-    constants: { ...constants, VW },
-    bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
-    uniforms: { ...geometry, n: threads },
-    workgroups: groups1d(threads),
-    label: label(`${op}_${mode}`, x),
-  });
   const nc = x.shape[0]! * x.shape[1]!;
+  // ×2 fast path (resample/upsample main2x): linear, align_corners=False, W doubled at ratio
+  // 0.5 exactly, D and H each doubled the same way or kept at ratio 1 (2D and 1D: size-1 dims)
+  const doubled = (d: number) => outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
+  const kept = (d: number) => outSp[d] === inSp[d] && geometry.ratio[d] === 1;
+  if (linear && !align && doubled(2) && [0, 1].every((d) => doubled(d) || kept(d))) {
+    // even input W: vec4 stores, blocks of 4 aligned outputs (main2x4); else main2x's 4k − 1 .. 4k + 2
+    const v4 = inSp[2]! % 2 === 0;
+    const wBlocks = Math.floor(inSp[2]! / 2) + (v4 ? 0 : 1);
+    const blocks = nc * (doubled(0) ? inSp[0]! + 1 : inSp[0]!) * (doubled(1) ? inSp[1]! + 1 : inSp[1]!) * wBlocks;
+    device.dispatch({
+      kernel: "resample/upsample",
+      entry: v4 ? "main2x4" : "main2x",
+      constants,
+      bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
+      uniforms: { ...geometry, n: blocks, x2: (doubled(0) ? 1 : 0) | (doubled(1) ? 2 : 0) },
+      workgroups: Math.min(groups1d(blocks), MAX_GROUPS),
+      label: label(`${op}_${mode}`, x),
+    });
+  } else {
+    const blocks = Math.ceil(outSp[2]! / VW);
+    const threads = (y.size / outSp[2]!) * blocks;
+    // output rows a multiple of 4 long: blocks start and end on vec4s (16-byte stores)
+    const v4 = outSp[2]! % 4 === 0;
+    device.dispatch({
+      kernel: "resample/upsample",
+      entry: v4 ? "main4" : "main",
+      constants: { ...constants, VW },
+      bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
+      uniforms: { ...geometry, n: threads, x2: 0 },
+      workgroups: groups1d(threads),
+      label: label(`${op}_${mode}`, x),
+    });
+  }
   return record(op, y, [x], [], (dy) => {
     // the adjoint one axis at a time, W then H then D: [nc, Do, Ho, Wo] → … → [nc, Di, Hi, Wi];
     // an axis of size 1 on both sides is the identity and is skipped (W always runs)
