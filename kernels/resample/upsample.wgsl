@@ -234,10 +234,16 @@ fn x2_mix4(c: vec4<f32>) -> vec4<f32> {
   return vec4<f32>(0.25 * c.x + 0.75 * c.y, 0.75 * c.y + 0.25 * c.z, 0.25 * c.y + 0.75 * c.z, 0.75 * c.z + 0.25 * c.w);
 }
 
+// Invocations of main2x4 walk HSEG consecutive H blocks: for a doubled H, block bh + 1's first input
+// row is block bh's second, so each step loads one new row per D tap (8 loads per 16 outputs).
+override HSEG: u32 = 8u;
+
 @compute @workgroup_size(64)
 fn main2x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let stride = nwg.x * nwg.y * 64u;
-  let nb = x2_blocks(p.ind.z / 2u);
+  let hb = x2_blocks(0u).y;
+  // digits: W block k, H segment, D block, nc
+  let nb = vec3<u32>(x2_blocks(0u).x, (hb + HSEG - 1u) / HSEG, p.ind.z / 2u);
   let step = x2_decode(stride, nb);
   var i = gid.x + gid.y * nwg.x * 64u;
   var at = x2_decode(i, nb);
@@ -246,28 +252,37 @@ fn main2x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   let row4 = p.outd.z / 4u;
   for (; i < p.n; i += stride) {
     let pd = x2_pair(at.bd, p.ind.x, dd);
-    let ph = x2_pair(at.bh, p.ind.y, dh);
     let base = at.nc * p.ind.x * p.ind.y * p.ind.z;
     let p0 = base + pd.a0 * p.ind.y * p.ind.z;
     let p1 = base + pd.a1 * p.ind.y * p.ind.z;
-    let c00 = x2_row4(p0 + ph.a0 * p.ind.z, at.k);
-    let c01 = x2_row4(p0 + ph.a1 * p.ind.z, at.k);
-    let c10 = x2_row4(p1 + ph.a0 * p.ind.z, at.k);
-    let c11 = x2_row4(p1 + ph.a1 * p.ind.z, at.k);
-    let hhi0 = 0.25 * c00 + 0.75 * c01;
-    let hhi1 = 0.25 * c10 + 0.75 * c11;
-    let hlo0 = 0.75 * c00 + 0.25 * c01;
-    let hlo1 = 0.75 * c10 + 0.25 * c11;
     let nco = at.nc * p.outd.x * p.outd.y;
-    if (pd.hi < p.outd.x) {
-      let o = (nco + pd.hi * p.outd.y) * row4 + at.k;
-      if (ph.hi < p.outd.y) { dst4[o + ph.hi * row4] = x2_mix4(0.25 * hhi0 + 0.75 * hhi1); }
-      if (ph.lo < p.outd.y) { dst4[o + ph.lo * row4] = x2_mix4(0.25 * hlo0 + 0.75 * hlo1); }
-    }
-    if (pd.lo < p.outd.x) {
-      let o = (nco + pd.lo * p.outd.y) * row4 + at.k;
-      if (ph.hi < p.outd.y) { dst4[o + ph.hi * row4] = x2_mix4(0.75 * hhi0 + 0.25 * hhi1); }
-      if (ph.lo < p.outd.y) { dst4[o + ph.lo * row4] = x2_mix4(0.75 * hlo0 + 0.25 * hlo1); }
+    let ohi = (nco + pd.hi * p.outd.y) * row4 + at.k;
+    let olo = (nco + pd.lo * p.outd.y) * row4 + at.k;
+    let h0 = at.bh * HSEG;
+    let h1 = min(h0 + HSEG, hb);
+    // the rows of block h0's first H tap; later blocks reuse the previous block's second
+    let first = x2_pair(h0, p.ind.y, dh);
+    var c00 = x2_row4(p0 + first.a0 * p.ind.z, at.k);
+    var c10 = x2_row4(p1 + first.a0 * p.ind.z, at.k);
+    for (var bh = h0; bh < h1; bh++) {
+      let ph = x2_pair(bh, p.ind.y, dh);
+      let c01 = x2_row4(p0 + ph.a1 * p.ind.z, at.k);
+      let c11 = x2_row4(p1 + ph.a1 * p.ind.z, at.k);
+      if (!dh) { c00 = c01; c10 = c11; } // kept H: both taps are row bh
+      let hhi0 = 0.25 * c00 + 0.75 * c01;
+      let hhi1 = 0.25 * c10 + 0.75 * c11;
+      let hlo0 = 0.75 * c00 + 0.25 * c01;
+      let hlo1 = 0.75 * c10 + 0.25 * c11;
+      if (pd.hi < p.outd.x) {
+        if (ph.hi < p.outd.y) { dst4[ohi + ph.hi * row4] = x2_mix4(0.25 * hhi0 + 0.75 * hhi1); }
+        if (ph.lo < p.outd.y) { dst4[ohi + ph.lo * row4] = x2_mix4(0.25 * hlo0 + 0.75 * hlo1); }
+      }
+      if (pd.lo < p.outd.x) {
+        if (ph.hi < p.outd.y) { dst4[olo + ph.hi * row4] = x2_mix4(0.75 * hhi0 + 0.25 * hhi1); }
+        if (ph.lo < p.outd.y) { dst4[olo + ph.lo * row4] = x2_mix4(0.75 * hlo0 + 0.25 * hlo1); }
+      }
+      c00 = c01;
+      c10 = c11;
     }
     at = x2_advance(at, step, nb);
   }

@@ -236,6 +236,8 @@ describe("upsampling against a float64 reference", () => {
     { name: "trilinear ×2 fast path, even W (vec4 blocks), odd D and H", shape: [1, 2, 3, 5, 6], opts: { mode: "trilinear", scale: 2 } },
     { name: "trilinear ×2 fast path, odd W 7, D kept", shape: [2, 1, 3, 4, 7], opts: { mode: "trilinear", scale: [1, 2, 2] } },
     { name: "trilinear ×2 fast path, D doubled and H kept, size-1 D", shape: [1, 2, 1, 3, 8], opts: { mode: "trilinear", scale: [2, 1, 2] } },
+    { name: "bilinear ×2 fast path, H 19 (three H segments of the sliding rows)", shape: [1, 2, 19, 4], opts: { mode: "bilinear", scale: 2 } },
+    { name: "trilinear ×2 fast path, H 10 kept (two H segments)", shape: [1, 1, 2, 10, 4], opts: { mode: "trilinear", scale: [2, 1, 2] } },
     { name: "bilinear ×2 fast path, size-1 H and W 2", shape: [1, 3, 1, 2], opts: { mode: "bilinear", size: [2, 4] } },
     { name: "linear 1d ×2 fast path, W 5", shape: [2, 2, 5], opts: { mode: "linear", scale: 2 } },
     { name: "linear 1d ×2 fast path, W 1", shape: [1, 2, 1], opts: { mode: "linear", scale: 2 } },

@@ -24,6 +24,8 @@ const VB = 16;
 /** Most workgroups the ×2 forward launches (main2x grid-strides over its blocks; llvmpipe pays
  * per workgroup, and 1024 × 64 invocations fill any GPU). */
 const MAX_GROUPS = 1024;
+/** H blocks one main2x4 invocation walks (resample/upsample override HSEG). */
+const HSEG = 8;
 
 const fmt = (v: unknown) => (Array.isArray(v) ? shapeStr(v) : String(v));
 
@@ -94,11 +96,13 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     // even input W: vec4 stores, blocks of 4 aligned outputs (main2x4); else main2x's 4k − 1 .. 4k + 2
     const v4 = inSp[2]! % 2 === 0;
     const wBlocks = Math.floor(inSp[2]! / 2) + (v4 ? 0 : 1);
-    const blocks = nc * (doubled(0) ? inSp[0]! + 1 : inSp[0]!) * (doubled(1) ? inSp[1]! + 1 : inSp[1]!) * wBlocks;
+    // main2x4 walks HSEG H blocks per invocation (sliding its input rows)
+    const hBlocks = doubled(1) ? inSp[1]! + 1 : inSp[1]!;
+    const blocks = nc * (doubled(0) ? inSp[0]! + 1 : inSp[0]!) * (v4 ? Math.ceil(hBlocks / HSEG) : hBlocks) * wBlocks;
     device.dispatch({
       kernel: "resample/upsample",
       entry: v4 ? "main2x4" : "main2x",
-      constants,
+      constants: v4 ? { ...constants, HSEG } : constants,
       bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
       uniforms: { ...geometry, n: blocks, x2: (doubled(0) ? 1 : 0) | (doubled(1) ? 2 : 0) },
       workgroups: Math.min(groups1d(blocks), MAX_GROUPS),
