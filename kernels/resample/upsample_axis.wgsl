@@ -100,3 +100,87 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   flush(o, k, cur + 1u, end, a1);
   for (var i = cur + 2u; i < end; i++) { flush(o, k, i, end, 0.0); }
 }
+
+// ×2 fast path (linear, align_corners=False, len_out = 2 len_in): input i is read by outputs
+// 2i − 1 .. 2i + 2 with weights 0.25, 0.75, 0.75, 0.25, so dx[i] = 0.25 dy[2i − 1] + 0.75 dy[2i]
+// + 0.75 dy[2i + 1] + 0.25 dy[2i + 2]; clamping the outer two indices into [0, len_out) gives the
+// edges (input 0 takes output 0 whole, input len_in − 1 the last output whole), as the forward's
+// clamped taps do. No tap evaluation, no branches; on llvmpipe the loads (per-lane gathers) are
+// the cost, so consecutive invocations take neighbouring memory.
+fn x2_adj(l: f32, a: f32, b: f32, r: f32) -> f32 {
+  return 0.25 * (l + r) + 0.75 * (a + b);
+}
+
+// The W pass (inner = 1): one invocation per 4 consecutive inputs 4k .. 4k + 3 of row o (10 loads,
+// dy 8k − 1 .. 8k + 8); x2w4 stores them as one vec4 (len_in a multiple of 4), x2w one by one.
+// n: outer × ceil(len_in / 4).
+fn x2_quad(e: u32) -> vec4<f32> {
+  let quads = (p.len_in + 3u) / 4u;
+  let o = e / quads;
+  let k = e % quads;
+  let last = p.len_out - 1u;
+  let b = o * p.len_out;
+  let j = 8u * k;
+  let m = src[b + max(j, 1u) - 1u];
+  let v0 = src[b + min(j, last)];
+  let v1 = src[b + min(j + 1u, last)];
+  let v2 = src[b + min(j + 2u, last)];
+  let v3 = src[b + min(j + 3u, last)];
+  let v4 = src[b + min(j + 4u, last)];
+  let v5 = src[b + min(j + 5u, last)];
+  let v6 = src[b + min(j + 6u, last)];
+  let v7 = src[b + min(j + 7u, last)];
+  let v8 = src[b + min(j + 8u, last)];
+  return vec4<f32>(x2_adj(m, v0, v1, v2), x2_adj(v1, v2, v3, v4), x2_adj(v3, v4, v5, v6), x2_adj(v5, v6, v7, v8));
+}
+
+@group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn x2w4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  dst4[e] = x2_quad(e);
+}
+
+@compute @workgroup_size(64)
+fn x2w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  let v = x2_quad(e);
+  let quads = (p.len_in + 3u) / 4u;
+  let i = 4u * (e % quads);
+  let d = (e / quads) * p.len_in + i;
+  dst[d] = v.x;
+  if (i + 1u < p.len_in) { dst[d + 1u] = v.y; }
+  if (i + 2u < p.len_in) { dst[d + 2u] = v.z; }
+  if (i + 3u < p.len_in) { dst[d + 3u] = v.w; }
+}
+
+// The H and D passes (any inner): one invocation per inner element k and segment of SEG inputs
+// along the axis, consecutive invocations on consecutive k; input i + 1 reads dy rows 2i + 1 ..
+// 2i + 4, two of them input i's, so each step loads 2 rows. n: outer × ceil(len_in / SEG) × inner.
+override SEG: u32 = 8u;
+
+@compute @workgroup_size(64)
+fn x2i(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  let segs = (p.len_in + SEG - 1u) / SEG;
+  let k = e % p.inner;
+  let t = e / p.inner;
+  let i0 = (t % segs) * SEG;
+  let o = t / segs;
+  let i1 = min(i0 + SEG, p.len_in);
+  let last = p.len_out - 1u;
+  let b = o * p.len_out * p.inner + k;
+  var l = src[b + (max(2u * i0, 1u) - 1u) * p.inner];
+  var a = src[b + 2u * i0 * p.inner];
+  for (var i = i0; i < i1; i++) {
+    let c = src[b + (2u * i + 1u) * p.inner];
+    let r = src[b + min(2u * i + 2u, last) * p.inner];
+    dst[(o * p.len_in + i) * p.inner + k] = x2_adj(l, a, c, r);
+    l = c;
+    a = r;
+  }
+}

@@ -21,6 +21,8 @@ export interface UpsampleOptions {
 const VW = 16;
 /** Inputs per invocation along the axis in the backward (resample/upsample_axis override VB). */
 const VB = 16;
+/** Inputs per invocation along the axis in the ×2 backward's H and D passes (upsample_axis override SEG). */
+const SEG = 8;
 /** Most workgroups the ×2 forward launches (main2x grid-strides over its blocks; llvmpipe pays
  * per workgroup, and 1024 × 64 invocations fill any GPU). */
 const MAX_GROUPS = 1024;
@@ -133,15 +135,33 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
       shape[d] = inSp[d]!;
       const next = Tensor.empty(device, [nc, ...shape]);
-      const threads = (next.size / inSp[d]!) * Math.ceil(inSp[d]! / VB);
-      device.dispatch({
-        kernel: "resample/upsample_axis",
-        constants: { ...constants, VB },
-        bindings: { src: cur, dst: next },
-        uniforms: { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, n: threads },
-        workgroups: groups1d(threads),
-        label: label(`${op}_${mode}_backward`, dy),
-      });
+      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align };
+      const tag = label(`${op}_${mode}_backward`, dy);
+      if (linear && !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5) {
+        // ×2 fast path (resample/upsample_axis x2w4 / x2w / x2i): fixed weights 0.25, 0.75, 0.75, 0.25
+        const threads = d === 2 ? (next.size / inSp[2]!) * Math.ceil(inSp[2]! / 4) : (next.size / inSp[d]!) * Math.ceil(inSp[d]! / SEG);
+        const v4 = d === 2 && inSp[2]! % 4 === 0;
+        device.dispatch({
+          kernel: "resample/upsample_axis",
+          entry: d === 2 ? (v4 ? "x2w4" : "x2w") : "x2i",
+          constants: d === 2 ? constants : { ...constants, SEG },
+          bindings: v4 ? { src: cur, dst4: next } : { src: cur, dst: next },
+          uniforms: { ...uniforms, n: threads },
+          workgroups: groups1d(threads),
+          label: tag,
+        });
+      } else {
+        const threads = (next.size / inSp[d]!) * Math.ceil(inSp[d]! / VB);
+        device.dispatch({
+          kernel: "resample/upsample_axis",
+          entry: "main",
+          constants: { ...constants, VB },
+          bindings: { src: cur, dst: next },
+          uniforms: { ...uniforms, n: threads },
+          workgroups: groups1d(threads),
+          label: tag,
+        });
+      }
       if (cur !== dy) cur.dispose();
       cur = next;
     }
