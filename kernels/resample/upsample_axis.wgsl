@@ -116,10 +116,12 @@ fn x2_adj(l: f32, a: f32, b: f32, r: f32) -> f32 {
 // n: outer × ceil(len_in / 4).
 fn x2_quad(e: u32) -> vec4<f32> {
   let quads = (p.len_in + 3u) / 4u;
-  let o = e / quads;
-  let k = e % quads;
-  let last = p.len_out - 1u;
-  let b = o * p.len_out;
+  return x2_wq((e / quads) * p.len_out, e % quads, p.len_out);
+}
+
+// The W adjoint of inputs 4k .. 4k + 3 from the dy row at b of length wo (= 2 × the input's).
+fn x2_wq(b: u32, k: u32, wo: u32) -> vec4<f32> {
+  let last = wo - 1u;
   let j = 8u * k;
   let m = src[b + max(j, 1u) - 1u];
   let v0 = src[b + min(j, last)];
@@ -182,5 +184,63 @@ fn x2i(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     dst[(o * p.len_in + i) * p.inner + k] = x2_adj(l, a, c, r);
     l = c;
     a = r;
+  }
+}
+
+// The H and W passes fused, both ×2: [outer, len_out, 2 inner] → [outer, len_in, inner] (here
+// the axis is H and inner is the input W). One invocation per W quad k (4 inputs) and segment of
+// SEG input rows, sliding along H as x2i does, each dy row W-adjointed on load (x2_wq): no
+// intermediate tensor, and lanes consecutive along W. n: outer × ceil(len_in / SEG) × ceil(inner / 4).
+// x2hw4 stores vec4s (inner a multiple of 4), x2hw one by one.
+// An invocation's walk: its quad k, rows i0 .. i1 of outer o, and the two dy rows (W-adjointed)
+// the next step reuses.
+struct HW { o: u32, k: u32, i0: u32, i1: u32, l: vec4<f32>, a: vec4<f32> }
+
+fn hw_begin(e: u32) -> HW {
+  let wo = 2u * p.inner;
+  let quads = (p.inner + 3u) / 4u;
+  let segs = (p.len_in + SEG - 1u) / SEG;
+  let k = e % quads;
+  let t = e / quads;
+  let i0 = (t % segs) * SEG;
+  let o = t / segs;
+  let b = o * p.len_out;
+  return HW(o, k, i0, min(i0 + SEG, p.len_in), x2_wq((b + max(2u * i0, 1u) - 1u) * wo, k, wo), x2_wq((b + 2u * i0) * wo, k, wo));
+}
+
+// dx row i's quad (4 inputs along W); slides the walk on.
+fn hw_next(h: ptr<function, HW>, i: u32) -> vec4<f32> {
+  let wo = 2u * p.inner;
+  let b = (*h).o * p.len_out;
+  let c = x2_wq((b + 2u * i + 1u) * wo, (*h).k, wo);
+  let r = x2_wq((b + min(2u * i + 2u, p.len_out - 1u)) * wo, (*h).k, wo);
+  let v = 0.25 * ((*h).l + r) + 0.75 * ((*h).a + c);
+  (*h).l = c;
+  (*h).a = r;
+  return v;
+}
+
+@compute @workgroup_size(64)
+fn x2hw4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  var h = hw_begin(e);
+  let row4 = p.inner / 4u;
+  for (var i = h.i0; i < h.i1; i++) { dst4[(h.o * p.len_in + i) * row4 + h.k] = hw_next(&h, i); }
+}
+
+@compute @workgroup_size(64)
+fn x2hw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  var h = hw_begin(e);
+  let w = 4u * h.k;
+  for (var i = h.i0; i < h.i1; i++) {
+    let v = hw_next(&h, i);
+    let d = (h.o * p.len_in + i) * p.inner + w;
+    dst[d] = v.x;
+    if (w + 1u < p.inner) { dst[d + 1u] = v.y; }
+    if (w + 2u < p.inner) { dst[d + 2u] = v.z; }
+    if (w + 3u < p.inner) { dst[d + 3u] = v.w; }
   }
 }

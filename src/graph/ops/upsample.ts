@@ -130,14 +130,32 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     // an axis of size 1 on both sides is the identity and is skipped (W always runs)
     let cur = dy;
     const shape = [...outSp];
+    const x2 = (d: number) => linear && !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
+    // W and H both ×2: one fused pass (x2hw4 / x2hw) [.., Ho, Wo] → [.., Hi, Wi], no intermediate
+    const fusedHW = x2(2) && x2(1);
     for (const d of [2, 1, 0]) {
+      if (d === 1 && fusedHW) continue;
       if (d < 2 && inSp[d] === 1 && outSp[d] === 1) continue;
       const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
       shape[d] = inSp[d]!;
+      if (d === 2 && fusedHW) shape[1] = inSp[1]!;
       const next = Tensor.empty(device, [nc, ...shape]);
       const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align };
       const tag = label(`${op}_${mode}_backward`, dy);
-      if (linear && !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5) {
+      if (d === 2 && fusedHW) {
+        // the axis is H, inner the input W
+        const threads = nc * shape[0]! * Math.ceil(inSp[1]! / SEG) * Math.ceil(inSp[2]! / 4);
+        const v4 = inSp[2]! % 4 === 0;
+        device.dispatch({
+          kernel: "resample/upsample_axis",
+          entry: v4 ? "x2hw4" : "x2hw",
+          constants: { ...constants, SEG },
+          bindings: v4 ? { src: cur, dst4: next } : { src: cur, dst: next },
+          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, n: threads },
+          workgroups: groups1d(threads),
+          label: tag,
+        });
+      } else if (x2(d)) {
         // ×2 fast path (resample/upsample_axis x2w4 / x2w / x2i): fixed weights 0.25, 0.75, 0.75, 0.25
         const threads = d === 2 ? (next.size / inSp[2]!) * Math.ceil(inSp[2]! / 4) : (next.size / inSp[d]!) * Math.ceil(inSp[d]! / SEG);
         const v4 = d === 2 && inSp[2]! % 4 === 0;
