@@ -107,8 +107,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // edges (input 0 takes output 0 whole, input len_in − 1 the last output whole), as the forward's
 // clamped taps do. No tap evaluation, no branches; on llvmpipe the loads (per-lane gathers) are
 // the cost, so consecutive invocations take neighbouring memory.
+// Nearest ×2 (MODE 0) is the same walk with weights 0, 1, 1, 0 (input i is outputs 2i and 2i + 1).
+override X2_OUTER: f32 = select(0.0, 0.25, MODE == 1u);
+override X2_INNER: f32 = select(1.0, 0.75, MODE == 1u);
+
 fn x2_adj(l: f32, a: f32, b: f32, r: f32) -> f32 {
-  return 0.25 * (l + r) + 0.75 * (a + b);
+  return X2_OUTER * (l + r) + X2_INNER * (a + b);
 }
 
 // The W pass (inner = 1): one invocation per 4 consecutive inputs 4k .. 4k + 3 of row o (10 loads,
@@ -214,7 +218,7 @@ fn hw_next(h: ptr<function, HW>, i: u32) -> vec4<f32> {
   let b = (*h).o * p.len_out;
   let c = x2_wq((b + 2u * i + 1u) * wo, (*h).k, wo);
   let r = x2_wq((b + min(2u * i + 2u, p.len_out - 1u)) * wo, (*h).k, wo);
-  let v = 0.25 * ((*h).l + r) + 0.75 * ((*h).a + c);
+  let v = X2_OUTER * ((*h).l + r) + X2_INNER * ((*h).a + c);
   (*h).l = c;
   (*h).a = r;
   return v;

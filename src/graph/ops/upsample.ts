@@ -130,7 +130,8 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     // an axis of size 1 on both sides is the identity and is skipped (W always runs)
     let cur = dy;
     const shape = [...outSp];
-    const x2 = (d: number) => linear && !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
+    // ×2 along d (linear without align_corners, or nearest): fixed adjoint weights
+    const x2 = (d: number) => !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
     // W and H both ×2: one fused pass (x2hw4 / x2hw) [.., Ho, Wo] → [.., Hi, Wi], no intermediate
     const fusedHW = x2(2) && x2(1);
     for (const d of [2, 1, 0]) {
@@ -156,7 +157,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
           label: tag,
         });
       } else if (x2(d)) {
-        // ×2 fast path (resample/upsample_axis x2w4 / x2w / x2i): fixed weights 0.25, 0.75, 0.75, 0.25
+        // ×2 fast path (resample/upsample_axis x2w4 / x2w / x2i): weights 0.25, 0.75, 0.75, 0.25 (nearest 0, 1, 1, 0)
         const threads = d === 2 ? (next.size / inSp[2]!) * Math.ceil(inSp[2]! / 4) : (next.size / inSp[d]!) * Math.ceil(inSp[d]! / SEG);
         const v4 = d === 2 && inSp[2]! % 4 === 0;
         device.dispatch({
