@@ -68,17 +68,18 @@ fn filter_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   }
 }
 
-// dw[oc, ic, :, :] = Gᵀ dU[:, ic, oc] G. Invocation i = oc * Cin + ic.
+// dw[oc, ic, :, :] = Gᵀ dU[:, ic, oc] G. Invocation i = ic * Cout + oc, dU's own order, so the 16
+// reads are lane-contiguous and the 9 writes strided (~6× faster than the other way round on lavapipe).
 @compute @workgroup_size(64)
 fn filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= p.count) { return; }
-  let oc = i / p.cin;
-  let ic = i % p.cin;
+  let ic = i / p.cout;
+  let oc = i % p.cout;
   let cc = p.cin * p.cout;
-  let ub = ic * p.cout + oc;
+  let wb = (oc * p.cin + ic) * 9u;
   var u: array<f32, 16>;
-  for (var e = 0u; e < 16u; e++) { u[e] = src[e * cc + ub]; }
+  for (var e = 0u; e < 16u; e++) { u[e] = src[e * cc + i]; }
   var t: array<f32, 12>;  // Gᵀ dU: 3×4
   for (var r = 0u; r < 3u; r++) {
     for (var c = 0u; c < 4u; c++) {
@@ -87,7 +88,7 @@ fn filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   }
   for (var r = 0u; r < 3u; r++) {
     for (var c = 0u; c < 3u; c++) {
-      dst[i * 9u + r * 3u + c] = t[r * 4u] * GM[c] + t[r * 4u + 1u] * GM[3u + c] + t[r * 4u + 2u] * GM[6u + c] + t[r * 4u + 3u] * GM[9u + c];
+      dst[wb + r * 3u + c] = t[r * 4u] * GM[c] + t[r * 4u + 1u] * GM[3u + c] + t[r * 4u + 2u] * GM[6u + c] + t[r * 4u + 3u] * GM[9u + c];
     }
   }
 }

@@ -4,7 +4,7 @@
 // gather kernel. Four steps, each its own differentiable op (kernels/conv/winograd2d.wgsl):
 //   U = filterTransform(weight)   [16, Cin, Cout]    adjoint: Gᵀ dU G
 //   V = inputTransform(x)         [16, P, Cin]       adjoint: gather of B dV Bᵀ over overlapping tiles
-//   M = matmul(V, U)              [16, P, Cout]      the existing op and its backward
+//   M = tileGemm(V, U)            [16, P, Cout]      batched GEMM (matmul.wgsl), backward below
 //   y = outputTransform(M, bias)  [N, Cout, OH, OW]  adjoint: A dy Aᵀ; grad bias = sum of dy
 // P = N * ceil(OH / 2) * ceil(OW / 2) tiles. The transforms are linear, so each backward is the
 // transposed transform of the incoming gradient and saves nothing; autograd through the chain
@@ -16,8 +16,9 @@
 import { PulmoError, Tensor, shapeStr, type Device } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
-import { matmul } from "./matmul.ts";
+import { gemm } from "./matmul.ts";
 import { sumToShape } from "./elementwise.ts";
+import { permute } from "./layout.ts";
 
 /** The smallest min(Cin, Cout) at which the Winograd path beats conv_direct on lavapipe
  * (measured, /work/notes/hw.md → bench/NOTES.md); below it the transform traffic and the
@@ -90,6 +91,29 @@ function inputTransform(x: Tensor, g: Geo): Tensor {
     const dx = Tensor.empty(device, xShape, "f32", "winograd grad x");
     launch(device, "input_adj", dv, dx, g, dx.size);
     return [dx];
+  });
+}
+
+/** M [16, P, Cout] = V @ U per e. Its own node rather than matmul()'s: matmul's dA = dY @ Bᵀ
+ * reads B transposed in place (TRANS_B), which on lavapipe is ~2.5× slower than the plain
+ * layout (per-lane reads K apart; /work/notes/hw.md), so dV = dM @ Uᵀ takes a materialised
+ * Uᵀ [16, Cout, Cin] instead (a permute, 16·Cin·Cout floats); dU = Vᵀ @ dM reads V transposed
+ * (TRANS_A: workgroup-uniform reads, as fast as the plain layout). */
+function tileGemm(v: Tensor, u: Tensor): Tensor {
+  const m = gemm("winograd_gemm", v, false, u, false);
+  const needV = v.requiresGrad;
+  const needU = u.requiresGrad;
+  const save = [...(needU ? [v] : []), ...(needV ? [u] : [])];
+  return record("winograd_gemm", m, [v, u], save, (dm, saved) => {
+    let dv: Tensor | null = null;
+    let du: Tensor | null = null;
+    if (needV) {
+      const ut = permute(saved[needU ? 1 : 0]!, [0, 2, 1]);
+      dv = gemm("winograd_gemm_grad_v", dm, false, ut, false);
+      ut.dispose();
+    }
+    if (needU) du = gemm("winograd_gemm_grad_u", saved[0]!, true, dm, false);
+    return [dv, du];
   });
 }
 
@@ -178,7 +202,7 @@ export function winogradConv2d(x: Tensor, weight: Tensor, bias: Tensor | null | 
   if (n === 0 || cin === 0 || cout === 0) throw new PulmoError(`${op}: empty 'x' ${shapeStr(x.shape)} or 'weight' ${shapeStr(weight.shape)}`);
   const u = filterTransform(weight, g);
   const v = inputTransform(x, g);
-  const m = matmul(v, u);
+  const m = tileGemm(v, u);
   u.dispose();
   v.dispose();
   const y = outputTransform(m, bias ?? null, n, g);
