@@ -287,3 +287,35 @@ fn main2x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     at = x2_advance(at, step, nb);
   }
 }
+
+// Nearest ×2 fast path for an even input W (output W a multiple of 4): W doubled, D and H each
+// doubled or kept. One invocation per input pair (2k, 2k + 1) of input row (nc, d, h): 2 loads,
+// the vec4 (a, a, b, b) stored to the 1, 2 or 4 output rows that copy that input row.
+@compute @workgroup_size(64)
+fn near2x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  let nb = vec3<u32>(p.ind.x, p.ind.y, p.ind.z / 2u);
+  let step = x2_decode(stride, nb);
+  var i = gid.x + gid.y * nwg.x * 64u;
+  var at = x2_decode(i, nb);
+  let dd = (p.x2 & 1u) != 0u;
+  let dh = (p.x2 & 2u) != 0u;
+  let row4 = p.outd.z / 4u;
+  let plane4 = p.outd.y * row4;
+  for (; i < p.n; i += stride) {
+    let r = ((at.nc * p.ind.x + at.bd) * p.ind.y + at.bh) * p.ind.z + 2u * at.k;
+    let a = src[r];
+    let b = src[r + 1u];
+    let v = vec4<f32>(a, a, b, b);
+    let od = select(at.bd, 2u * at.bd, dd);
+    let oh = select(at.bh, 2u * at.bh, dh);
+    let o = ((at.nc * p.outd.x + od) * p.outd.y + oh) * row4 + at.k;
+    dst4[o] = v;
+    if (dh) { dst4[o + row4] = v; }
+    if (dd) {
+      dst4[o + plane4] = v;
+      if (dh) { dst4[o + plane4 + row4] = v; }
+    }
+    at = x2_advance(at, step, nb);
+  }
+}

@@ -243,6 +243,7 @@ describe("upsampling against a float64 reference", () => {
     { name: "linear 1d ×2 fast path, W 1", shape: [1, 2, 1], opts: { mode: "linear", scale: 2 } },
     // nearest ×2: the backward's ×2 passes with weights 0, 1, 1, 0 (fused H+W, odd and even W)
     { name: "nearest 3d ×2, odd W 5", shape: [1, 2, 3, 4, 5], opts: { mode: "nearest", scale: 2 } },
+    { name: "nearest 3d ×2 on D and W, H kept, W 6", shape: [1, 2, 2, 3, 6], opts: { mode: "nearest", scale: [2, 1, 2] } },
     { name: "nearest 3d ×2, even W 4", shape: [2, 1, 2, 3, 4], opts: { mode: "nearest", scale: 2 } },
     // output twice the input but ratio 1 / 2.1 (PyTorch uses the scale): not the ×2 path
     { name: "bilinear scale 2.1 (output 2 in, ratio 1 / 2.1)", shape: [1, 1, 3, 4], opts: { mode: "bilinear", scale: 2.1 } },

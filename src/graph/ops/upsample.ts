@@ -94,7 +94,20 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   // 0.5 exactly, D and H each doubled the same way or kept at ratio 1 (2D and 1D: size-1 dims)
   const doubled = (d: number) => outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
   const kept = (d: number) => outSp[d] === inSp[d] && geometry.ratio[d] === 1;
-  if (linear && !align && doubled(2) && [0, 1].every((d) => doubled(d) || kept(d))) {
+  const x2dims = doubled(2) && [0, 1].every((d) => doubled(d) || kept(d));
+  if (!linear && x2dims && inSp[2]! % 2 === 0) {
+    // nearest ×2, even input W (resample/upsample near2x4): each input pair copied to a vec4
+    const pairs = nc * inSp[0]! * inSp[1]! * (inSp[2]! / 2);
+    device.dispatch({
+      kernel: "resample/upsample",
+      entry: "near2x4",
+      constants,
+      bindings: { src: x, dst4: y },
+      uniforms: { ...geometry, n: pairs, x2: (doubled(0) ? 1 : 0) | (doubled(1) ? 2 : 0) },
+      workgroups: Math.min(groups1d(pairs), MAX_GROUPS),
+      label: label(`${op}_${mode}`, x),
+    });
+  } else if (linear && !align && x2dims) {
     // even input W: vec4 stores, blocks of 4 aligned outputs (main2x4); else main2x's 4k − 1 .. 4k + 2
     const v4 = inSp[2]! % 2 === 0;
     const wBlocks = Math.floor(inSp[2]! / 2) + (v4 ? 0 : 1);
