@@ -340,6 +340,15 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
   });
 });
 
+describe("conv_direct without subgroups (portable W-window loop)", () => {
+  // the default test device has subgroups where the adapter does (conv_direct_sg then takes
+  // the window loop); this one runs the same cases on conv_direct's own window loop
+  const dev = useDevice({ subgroups: false });
+  SPECS.forEach((c, i) => {
+    if (!c.transposed) it(c.name, () => checkAgainstReference(dev(), c, 100 + 10 * i));
+  });
+});
+
 describe("conv with workgroups split over x and y", () => {
   // At most 3 workgroups per dim: these shapes launch more than 3 workgroups in the forward
   // gather (conv_direct: 5 tiles of 64 eight-wide W runs; conv_transposed: 8 tiles of 64

@@ -1,6 +1,7 @@
 // Convolutions (PyTorch conv2d/conv3d, conv_transpose2d/3d) on NC(D)HW tensors. 2D runs as 3D
 // with D = 1, so these kernels serve all four ops and their backward passes:
 //   kernels/conv/conv_direct.wgsl      conv forward, conv-transpose grad input, stride-1 conv grad input
+//   kernels/conv/conv_direct_sg.wgsl   its W-window loop with subgroup-spread weight reads (same uses)
 //   kernels/conv/conv_flip.wgsl        the flipped weight for that stride-1 conv grad input
 //   kernels/conv/conv_transposed.wgsl  conv-transpose forward, strided conv grad input (gather, no atomics)
 //   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
@@ -156,8 +157,12 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   // conv_direct's window loop: the VOX outputs' W taps read one run of consecutive inputs, loaded
   // once per (input channel, kd, kh) where that is fewer loads than one per output and tap
   const win = (vox - 1) * g.stride[2] + (g.k[2] - 1) * g.dil[2] + 1;
-  if (!transposed && vox > 1 && g.k[2] > 1 && win <= DIRECT_WINDOW && win < vox * g.k[2])
-    Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
+  const windowed = !transposed && vox > 1 && g.k[2] > 1 && win <= DIRECT_WINDOW && win < vox * g.k[2];
+  if (windowed) Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
+  // ... and with subgroups of at least 8 lanes, conv_direct_sg: that loop with the weight reads
+  // spread over the subgroup (≈ 1.9× on lavapipe, bench/NOTES.md)
+  const sg = device.subgroupSize;
+  const base = transposed ? "conv/conv_transposed" : windowed && sg !== null && sg >= 8 ? "conv/conv_direct_sg" : "conv/conv_direct";
   if (transposed) {
     const kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
     uniforms.kstep = kstep;
@@ -168,7 +173,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
     if (tpg > 1) constants.TPG = tpg;
   }
   device.dispatch({
-    kernel: kernelName(transposed ? "conv/conv_transposed" : "conv/conv_direct", x.dtype === "f16" ? "f16" : null),
+    kernel: kernelName(base, x.dtype === "f16" ? "f16" : null),
     constants,
     bindings: { x, w, bias: bias ?? w, y },
     uniforms,
