@@ -245,6 +245,8 @@ describe("upsampling against a float64 reference", () => {
     { name: "nearest 3d ×2, odd W 5", shape: [1, 2, 3, 4, 5], opts: { mode: "nearest", scale: 2 } },
     { name: "nearest 3d ×2 on D and W, H kept, W 6", shape: [1, 2, 2, 3, 6], opts: { mode: "nearest", scale: [2, 1, 2] } },
     { name: "nearest 3d ×2, even W 4", shape: [2, 1, 2, 3, 4], opts: { mode: "nearest", scale: 2 } },
+    // H keeps its size 3 at ratio 1 / 1.2: not an identity, the backward must not skip it
+    { name: "bilinear scale (1.2, 2): H kept in size, not in ratio", shape: [1, 1, 3, 4], opts: { mode: "bilinear", scale: [1.2, 2] } },
     // output twice the input but ratio 1 / 2.1 (PyTorch uses the scale): not the ×2 path
     { name: "bilinear scale 2.1 (output 2 in, ratio 1 / 2.1)", shape: [1, 1, 3, 4], opts: { mode: "bilinear", scale: 2.1 } },
     { name: "bilinear ×2, align_corners (not the ×2 path)", shape: [1, 2, 3, 6], opts: { mode: "bilinear", scale: 2, alignCorners: true } },

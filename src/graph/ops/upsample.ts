@@ -140,7 +140,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   }
   return record(op, y, [x], [], (dy) => {
     // the adjoint one axis at a time, W then H then D: [nc, Do, Ho, Wo] → … → [nc, Di, Hi, Wi];
-    // an axis of size 1 on both sides is the identity and is skipped (W always runs)
+    // an identity axis is skipped (W always runs)
     let cur = dy;
     const shape = [...outSp];
     // ×2 along d (linear without align_corners, or nearest): fixed adjoint weights
@@ -149,7 +149,8 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     const fusedHW = x2(2) && x2(1);
     for (const d of [2, 1, 0]) {
       if (d === 1 && fusedHW) continue;
-      if (d < 2 && inSp[d] === 1 && outSp[d] === 1) continue;
+      // an identity axis (size kept at ratio 1: every mode copies; size 1 on both sides) is skipped
+      if (d < 2 && inSp[d] === outSp[d] && (inSp[d] === 1 || geometry.ratio[d] === 1)) continue;
       const inner = shape.slice(d + 1).reduce((a, b) => a * b, 1);
       shape[d] = inSp[d]!;
       if (d === 2 && fusedHW) shape[1] = inSp[1]!;
