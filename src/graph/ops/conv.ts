@@ -157,12 +157,14 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   // conv_direct's window loop: the VOX outputs' W taps read one run of consecutive inputs, loaded
   // once per (input channel, kd, kh) where that is fewer loads than one per output and tap
   const win = (vox - 1) * g.stride[2] + (g.k[2] - 1) * g.dil[2] + 1;
-  const windowed = !transposed && vox > 1 && g.k[2] > 1 && win <= DIRECT_WINDOW && win < vox * g.k[2];
-  if (windowed) Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
-  // ... and with subgroups of at least 8 lanes, conv_direct_sg: that loop with the weight reads
-  // spread over the subgroup (≈ 1.9× on lavapipe, bench/NOTES.md)
+  // With subgroups of at least 8 lanes, conv_direct_sg runs that loop with the weight reads spread
+  // over the subgroup (≈ 1.9× on lavapipe, bench/NOTES.md), for every window that fits (a
+  // 1-wide kernel too: there the window is just the VOX inputs).
+  const fits = !transposed && vox > 1 && win <= DIRECT_WINDOW;
   const sg = device.subgroupSize;
-  const base = transposed ? "conv/conv_transposed" : windowed && sg !== null && sg >= 8 ? "conv/conv_direct_sg" : "conv/conv_direct";
+  const useSg = fits && sg !== null && sg >= 8;
+  if (useSg || (fits && g.k[2] > 1 && win < vox * g.k[2])) Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
+  const base = transposed ? "conv/conv_transposed" : useSg ? "conv/conv_direct_sg" : "conv/conv_direct";
   if (transposed) {
     const kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
     uniforms.kstep = kstep;
