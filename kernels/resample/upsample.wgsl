@@ -4,8 +4,10 @@
 // MODE 1 linear: src = r * (dst + 0.5) - 0.5 clamped at 0 (align = 0) or src = r * dst
 // (align = 1, align_corners=True); taps floor(src) and the next one, clamped at the edge.
 // r is the source-per-destination ratio per dim, computed by the op as PyTorch does.
-// Bindings: 0 uniforms, 1 src (x), 2 dst (y), 3 dst4 (main4: y as vec4s).
-// Entries: main / main4 any ratio; main2x the ×2 linear fast path (align_corners=False).
+// Bindings: 0 uniforms, 1 src (x), 2 dst (y), 3 dst4 (the *4 entries: y as vec4s).
+// Entries: mainh4 / mainh any ratio and mode; main2x4 / main2x linear ×2 (align_corners=False);
+// near2x4 nearest ×2. On llvmpipe every load is a per-lane gather and every store is scalarised
+// per lane, so each path is built to load every input as few times as it can.
 // Forward only: the backward is upsample_axis.wgsl (one adjoint pass per axis).
 override MODE: u32 = 0u;
 struct Params {
@@ -13,7 +15,7 @@ struct Params {
   outd: vec4<u32>,  // output D, H, W
   ratio: vec4<f32>, // source pixels per destination pixel along D, H, W
   align: u32,       // 1: align_corners=True
-  n: u32,           // threads: output rows × W blocks (main2x: its blocks)
+  n: u32,           // blocks (invocation work items) of the entry
   x2: u32,          // main2x: bit 0 D doubled (else D out = in), bit 1 H doubled (else H out = in)
 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,86 +36,6 @@ fn tap(o: u32, size: u32, r: f32) -> Tap {
   let i0 = min(u32(s), size - 1u); // s >= 0, so the cast floors
   let l1 = s - f32(i0);
   return Tap(i0, min(i0 + 1u, size - 1u), 1.0 - l1, l1);
-}
-
-// Weight with which output tap t reads input i (both taps may be i at the edge).
-fn weight(t: Tap, i: u32) -> f32 {
-  return select(0.0, t.l0, t.i0 == i) + select(0.0, t.l1, t.i1 == i);
-}
-
-// Forward: one invocation per VW consecutive outputs of one output row (nc, od, oh): the D and H
-// taps and row offsets once, then along W a sliding pair of input columns blended over D and H
-// (4 loads each). Taps never move backwards along W, so each column is blended once per block:
-// for ×2 upsampling ≈ 2 loads per output instead of 8.
-override VW: u32 = 16u;
-
-// The D/H blend of one output row and the W block an invocation owns.
-struct Row { td: Tap, th: Tap, r00: u32, r01: u32, r10: u32, r11: u32, obase: u32, ow0: u32, ow1: u32 }
-
-fn row_of(i: u32) -> Row {
-  let blocks = (p.outd.z + VW - 1u) / VW;
-  let wb = i % blocks;
-  let row = i / blocks;
-  let oh = row % p.outd.y;
-  let t2 = row / p.outd.y;
-  let od = t2 % p.outd.x;
-  let nc = t2 / p.outd.x;
-  let base = nc * p.ind.x * p.ind.y * p.ind.z;
-  let td = tap(od, p.ind.x, p.ratio.x);
-  let th = tap(oh, p.ind.y, p.ratio.y);
-  let ow0 = wb * VW;
-  return Row(td, th,
-    base + (td.i0 * p.ind.y + th.i0) * p.ind.z, base + (td.i0 * p.ind.y + th.i1) * p.ind.z,
-    base + (td.i1 * p.ind.y + th.i0) * p.ind.z, base + (td.i1 * p.ind.y + th.i1) * p.ind.z,
-    row * p.outd.z, ow0, min(ow0 + VW, p.outd.z));
-}
-
-fn blend(r: Row, w: u32) -> f32 {
-  if (MODE == 0u) { return src[r.r00 + w]; }
-  return r.td.l0 * (r.th.l0 * src[r.r00 + w] + r.th.l1 * src[r.r01 + w]) +
-         r.td.l1 * (r.th.l0 * src[r.r10 + w] + r.th.l1 * src[r.r11 + w]);
-}
-
-// Sliding pair of blended input columns (ia: va, ib: vb): taps never move backwards along W.
-struct Slide { ia: u32, ib: u32, va: f32, vb: f32 }
-
-fn output(r: Row, ow: u32, st: ptr<function, Slide>) -> f32 {
-  let tw = tap(ow, p.ind.z, p.ratio.z);
-  if (tw.i0 != (*st).ia) {
-    if (tw.i0 == (*st).ib) { (*st).ia = (*st).ib; (*st).va = (*st).vb; } else { (*st).ia = tw.i0; (*st).va = blend(r, tw.i0); }
-  }
-  if (tw.i1 != (*st).ib) {
-    (*st).ib = tw.i1;
-    if (tw.i1 == (*st).ia) { (*st).vb = (*st).va; } else { (*st).vb = blend(r, tw.i1); }
-  }
-  if (MODE == 0u) { return (*st).va; }
-  return tw.l0 * (*st).va + tw.l1 * (*st).vb;
-}
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= p.n) { return; }
-  let r = row_of(i);
-  var st = Slide(0xffffffffu, 0xffffffffu, 0.0, 0.0);
-  for (var ow = r.ow0; ow < r.ow1; ow++) { dst[r.obase + ow] = output(r, ow, &st); }
-}
-
-// main with 16-byte stores: for an output W that is a multiple of 4 (VW is one too), every
-// block starts and ends on a vec4.
-@compute @workgroup_size(64)
-fn main4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= p.n) { return; }
-  let r = row_of(i);
-  var st = Slide(0xffffffffu, 0xffffffffu, 0.0, 0.0);
-  for (var ow = r.ow0; ow < r.ow1; ow += 4u) {
-    let v0 = output(r, ow, &st);
-    let v1 = output(r, ow + 1u, &st);
-    let v2 = output(r, ow + 2u, &st);
-    let v3 = output(r, ow + 3u, &st);
-    dst4[(r.obase + ow) / 4u] = vec4<f32>(v0, v1, v2, v3);
-  }
 }
 
 // ×2 fast path: linear, align_corners=False, W out = 2 W in, and D and H each doubled or kept.
@@ -315,6 +237,127 @@ fn near2x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if (dd) {
       dst4[o + plane4] = v;
       if (dh) { dst4[o + plane4 + row4] = v; }
+    }
+    at = x2_advance(at, step, nb);
+  }
+}
+
+// General fast path (any ratio and mode): one invocation per W quad (outputs 4q .. 4q + 3) of
+// HSEG consecutive output rows of one output plane (nc, od), walking down H. Each input row it
+// needs is blended over D and W into the quad's 4 values once (rowq: the quad's W taps span a
+// window of COLS input columns, 2 loads per column), and kept while the H taps stay on it (taps
+// never move backwards): upsampling along H by s reuses each row for s output rows.
+override COLS: u32 = 4u;
+
+// The invocation's fixed part: D planes and weights, the W window and its 4 outputs' taps.
+struct Walk { p0: u32, p1: u32, wd0: f32, wd1: f32, c0: u32, win: bool, t0: Tap, t1: Tap, t2: Tap, t3: Tap }
+
+fn dw(w: Walk, row: u32, c: u32) -> f32 {
+  if (MODE == 0u) { return src[w.p0 + row + c]; }
+  return w.wd0 * src[w.p0 + row + c] + w.wd1 * src[w.p1 + row + c];
+}
+
+fn pick(col: ptr<function, array<f32, 8>>, d: u32) -> f32 {
+  var v = (*col)[0];
+  for (var j = 1u; j < COLS; j++) { v = select(v, (*col)[j], d == j); }
+  return v;
+}
+
+fn wmix(col: ptr<function, array<f32, 8>>, t: Tap, c0: u32) -> f32 {
+  if (MODE == 0u) { return pick(col, t.i0 - c0); }
+  return t.l0 * pick(col, t.i0 - c0) + t.l1 * pick(col, t.i1 - c0);
+}
+
+fn wdirect(w: Walk, row: u32, t: Tap) -> f32 {
+  if (MODE == 0u) { return dw(w, row, t.i0); }
+  return t.l0 * dw(w, row, t.i0) + t.l1 * dw(w, row, t.i1);
+}
+
+// Input row h (offset row = h * W in) blended over D and W into the quad's 4 outputs.
+fn rowq(w: Walk, h: u32) -> vec4<f32> {
+  let row = h * p.ind.z;
+  if (w.win) {
+    var col: array<f32, 8>;
+    for (var j = 0u; j < COLS; j++) { col[j] = dw(w, row, min(w.c0 + j, p.ind.z - 1u)); }
+    return vec4<f32>(wmix(&col, w.t0, w.c0), wmix(&col, w.t1, w.c0), wmix(&col, w.t2, w.c0), wmix(&col, w.t3, w.c0));
+  }
+  return vec4<f32>(wdirect(w, row, w.t0), wdirect(w, row, w.t1), wdirect(w, row, w.t2), wdirect(w, row, w.t3));
+}
+
+// (q, od, nc): the quad and output plane
+fn walk_of(q: u32, od: u32, nc: u32) -> Walk {
+  let td = tap(od, p.ind.x, p.ratio.x);
+  let plane = p.ind.y * p.ind.z;
+  let base = nc * p.ind.x * plane;
+  let last = p.outd.z - 1u;
+  let ow = 4u * q;
+  let t0 = tap(min(ow, last), p.ind.z, p.ratio.z);
+  let t3 = tap(min(ow + 3u, last), p.ind.z, p.ratio.z);
+  return Walk(base + td.i0 * plane, base + td.i1 * plane, td.l0, td.l1, t0.i0, t3.i1 - t0.i0 < COLS,
+    t0, tap(min(ow + 1u, last), p.ind.z, p.ratio.z), tap(min(ow + 2u, last), p.ind.z, p.ratio.z), t3);
+}
+
+// Two cached input rows (ia: qa, ib: qb), as the forward's W slide once did along W.
+struct Cache { ia: u32, ib: u32, qa: vec4<f32>, qb: vec4<f32> }
+
+fn hstep(w: Walk, oh: u32, c: ptr<function, Cache>) -> vec4<f32> {
+  let th = tap(oh, p.ind.y, p.ratio.y);
+  if (th.i0 != (*c).ia) {
+    if (th.i0 == (*c).ib) { (*c).ia = (*c).ib; (*c).qa = (*c).qb; } else { (*c).ia = th.i0; (*c).qa = rowq(w, th.i0); }
+  }
+  if (MODE == 0u) { return (*c).qa; }
+  if (th.i1 != (*c).ib) {
+    (*c).ib = th.i1;
+    if (th.i1 == (*c).ia) { (*c).qb = (*c).qa; } else { (*c).qb = rowq(w, th.i1); }
+  }
+  return th.l0 * (*c).qa + th.l1 * (*c).qb;
+}
+
+// Block digits for mainh / mainh4: Blk.k the W quad, Blk.bh the H segment, Blk.bd the output plane od.
+fn seg_radix() -> vec3<u32> {
+  return vec3<u32>(p.outd.x, (p.outd.y + HSEG - 1u) / HSEG, (p.outd.z + 3u) / 4u);
+}
+
+@compute @workgroup_size(64)
+fn mainh4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  let nb = seg_radix();
+  let step = x2_decode(stride, nb);
+  var i = gid.x + gid.y * nwg.x * 64u;
+  var at = x2_decode(i, nb);
+  let row4 = p.outd.z / 4u;
+  for (; i < p.n; i += stride) {
+    let w = walk_of(at.k, at.bd, at.nc);
+    var c = Cache(0xffffffffu, 0xffffffffu, vec4<f32>(0.0), vec4<f32>(0.0));
+    let oh0 = at.bh * HSEG;
+    let oh1 = min(oh0 + HSEG, p.outd.y);
+    let o = (at.nc * p.outd.x + at.bd) * p.outd.y;
+    for (var oh = oh0; oh < oh1; oh++) { dst4[(o + oh) * row4 + at.k] = hstep(w, oh, &c); }
+    at = x2_advance(at, step, nb);
+  }
+}
+
+@compute @workgroup_size(64)
+fn mainh(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  let nb = seg_radix();
+  let step = x2_decode(stride, nb);
+  var i = gid.x + gid.y * nwg.x * 64u;
+  var at = x2_decode(i, nb);
+  for (; i < p.n; i += stride) {
+    let w = walk_of(at.k, at.bd, at.nc);
+    var c = Cache(0xffffffffu, 0xffffffffu, vec4<f32>(0.0), vec4<f32>(0.0));
+    let oh0 = at.bh * HSEG;
+    let oh1 = min(oh0 + HSEG, p.outd.y);
+    let ow = 4u * at.k;
+    let o = (at.nc * p.outd.x + at.bd) * p.outd.y;
+    for (var oh = oh0; oh < oh1; oh++) {
+      let v = hstep(w, oh, &c);
+      let d = (o + oh) * p.outd.z + ow;
+      dst[d] = v.x;
+      if (ow + 1u < p.outd.z) { dst[d + 1u] = v.y; }
+      if (ow + 2u < p.outd.z) { dst[d + 2u] = v.z; }
+      if (ow + 3u < p.outd.z) { dst[d + 3u] = v.w; }
     }
     at = x2_advance(at, step, nb);
   }

@@ -225,8 +225,9 @@ describe("upsampling against a float64 reference", () => {
     { name: "nearest 2d, scales whose output is the input size or twice it", shape: [1, 2, 3, 4], opts: { mode: "nearest", scale: [1.2, 2.1] } },
     { name: "bilinear, scale 1.2 (W keeps its size 3; linear has no copy shortcut)", shape: [1, 1, 5, 3], opts: { mode: "bilinear", scale: 1.2 } },
     { name: "linear 1d, scale 2.5", shape: [2, 3, 4], opts: { mode: "linear", scale: 2.5 } },
-    // the forward blocks 16 outputs along W (several blocks and a partial last one here) over a
-    // sliding pair of input columns; strong W downsampling skips columns between outputs
+    // the general forward (mainh / mainh4) takes quads of 4 outputs along W from a window of input
+    // columns, walking 8 output rows down H; strong W downsampling (a window over 8 columns)
+    // takes its direct path. W 21 here: the ×2 path's scalar blocks (main2x)
     { name: "trilinear ×2 with W 21 (several W blocks)", shape: [1, 2, 3, 4, 21], opts: { mode: "trilinear", scale: 2 } },
     { name: "bilinear, strong W downsampling (40 → 3) and align_corners", shape: [1, 2, 5, 40], opts: { mode: "bilinear", size: [3, 3], alignCorners: true } },
     { name: "bilinear, strong W downsampling (60 → 7)", shape: [2, 1, 3, 60], opts: { mode: "bilinear", size: [5, 7] } },

@@ -17,8 +17,6 @@ export interface UpsampleOptions {
   alignCorners?: boolean;
 }
 
-/** Outputs per invocation along W in the forward (resample/upsample override VW; a multiple of 4). */
-const VW = 16;
 /** Inputs per invocation along the axis in the backward (resample/upsample_axis override VB). */
 const VB = 16;
 /** Inputs per invocation along the axis in the ×2 backward's H and D passes (upsample_axis override SEG). */
@@ -124,17 +122,17 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       label: label(`${op}_${mode}`, x),
     });
   } else {
-    const blocks = Math.ceil(outSp[2]! / VW);
-    const threads = (y.size / outSp[2]!) * blocks;
-    // output rows a multiple of 4 long: blocks start and end on vec4s (16-byte stores)
+    // any ratio (resample/upsample mainh4 / mainh): W quads walking HSEG output rows down H
+    const blocks = nc * outSp[0]! * Math.ceil(outSp[1]! / HSEG) * Math.ceil(outSp[2]! / 4);
+    // output rows a multiple of 4 long: each quad is one vec4 (16-byte stores)
     const v4 = outSp[2]! % 4 === 0;
     device.dispatch({
       kernel: "resample/upsample",
-      entry: v4 ? "main4" : "main",
-      constants: { ...constants, VW },
+      entry: v4 ? "mainh4" : "mainh",
+      constants: { ...constants, HSEG, COLS: windowColumns(inSp[2]!, outSp[2]!, geometry.ratio[2]!, linear, align) },
       bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
-      uniforms: { ...geometry, n: threads, x2: 0 },
-      workgroups: groups1d(threads),
+      uniforms: { ...geometry, n: blocks, x2: 0 },
+      workgroups: Math.min(groups1d(blocks), MAX_GROUPS),
       label: label(`${op}_${mode}`, x),
     });
   }
@@ -202,4 +200,21 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     cur.dispose();
     return [dx];
   });
+}
+
+/** resample/upsample's COLS: the most input columns the W taps of one quad of 4 outputs span
+ * (f64 here, f32 on the device: a quad that rounds onto one column more takes the kernel's direct
+ * path, so this need only be right almost everywhere), 0 beyond 8 (strong W downsampling: every
+ * quad takes the direct path). */
+function windowColumns(inW: number, outW: number, r: number, linear: boolean, align: boolean): number {
+  const first = (o: number) => {
+    const s = !linear ? Math.floor(o * r) : align ? r * o : Math.max(r * (o + 0.5) - 0.5, 0);
+    return Math.min(Math.floor(s), inW - 1);
+  };
+  let span = 0;
+  for (let ow = 0; ow < outW && span <= 8; ow += 4) {
+    const lastTap = first(Math.min(ow + 3, outW - 1)) + (linear ? 1 : 0);
+    span = Math.max(span, Math.min(lastTap, inW - 1) - first(ow) + 1);
+  }
+  return span > 8 ? 0 : span;
 }
