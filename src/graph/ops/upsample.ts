@@ -88,8 +88,9 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
   const y = Tensor.empty(device, [...x.shape.slice(0, 2), ...out]);
   const outSp = outd, inSp = ind;
   const nc = x.shape[0]! * x.shape[1]!;
-  // ×2 fast path (resample/upsample main2x): linear, align_corners=False, W doubled at ratio
-  // 0.5 exactly, D and H each doubled the same way or kept at ratio 1 (2D and 1D: size-1 dims)
+  // ×2 fast paths (resample/upsample near2x4, main2x4 / main2x): W doubled at ratio 0.5 exactly,
+  // D and H each doubled the same way or kept at ratio 1 (2D and 1D: size-1 dims); linear ones
+  // without align_corners
   const doubled = (d: number) => outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
   const kept = (d: number) => outSp[d] === inSp[d] && geometry.ratio[d] === 1;
   const x2dims = doubled(2) && [0, 1].every((d) => doubled(d) || kept(d));
@@ -211,6 +212,11 @@ function windowColumns(inW: number, outW: number, r: number, linear: boolean, al
     const s = !linear ? Math.floor(o * r) : align ? r * o : Math.max(r * (o + 0.5) - 0.5, 0);
     return Math.min(Math.floor(s), inW - 1);
   };
+  // long rows: the bound floor(a + 3r) − floor(a) ≤ ceil(3r), plus the second tap, instead of a scan
+  if (outW > 4096) {
+    const bound = Math.ceil(3 * r) + (linear ? 2 : 1);
+    return bound > 8 ? 0 : Math.min(bound, inW);
+  }
   let span = 0;
   for (let ow = 0; ow < outW && span <= 8; ow += 4) {
     const lastTap = first(Math.min(ow + 3, outW - 1)) + (linear ? 1 : 0);
