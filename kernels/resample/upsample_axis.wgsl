@@ -248,3 +248,39 @@ fn x2hw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (w + 3u < p.inner) { dst[d + 3u] = v.w; }
   }
 }
+
+// Linear ×S for an integer S > 2 (align_corners=False, len_out = S len_in, ratio 1 / S): input i
+// is read by the outputs S i − floor(S / 2) + t, t in [0, 2S) (2S − 1 for an odd S), with the
+// triangle weight 1 − |t + a − S| / S (a = 0.5 for an even S, 1 for an odd one). At the edges the
+// forward clamps the source position, which folds the taps of inputs −1 and len_in into inputs 0
+// and len_in − 1: the same sums over the outputs that exist. One invocation per dx element
+// (consecutive along inner); no tap evaluation. n: outer × len_in × inner.
+override S: u32 = 4u;
+
+fn xs_sum(b: u32, i: i32) -> f32 {
+  let a = select(1.0, 0.5, S % 2u == 0u);
+  let taps = 2u * S - select(1u, 0u, S % 2u == 0u);
+  let j0 = i32(S) * i - i32(S / 2u);
+  var acc = 0.0;
+  for (var t = 0u; t < taps; t++) {
+    let j = j0 + i32(t);
+    if (j >= 0 && j < i32(p.len_out)) {
+      acc += (1.0 - abs(f32(t) + a - f32(S)) / f32(S)) * src[b + u32(j) * p.inner];
+    }
+  }
+  return acc;
+}
+
+@compute @workgroup_size(64)
+fn xs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  let k = e % p.inner;
+  let t = e / p.inner;
+  let i = t % p.len_in;
+  let b = (t / p.len_in) * p.len_out * p.inner + k;
+  var acc = xs_sum(b, i32(i));
+  if (i == 0u) { acc += xs_sum(b, -1); }
+  if (i + 1u == p.len_in) { acc += xs_sum(b, i32(p.len_in)); }
+  dst[e] = acc;
+}

@@ -248,6 +248,13 @@ describe("upsampling against a float64 reference", () => {
     { name: "nearest 3d ×2, even W 4", shape: [2, 1, 2, 3, 4], opts: { mode: "nearest", scale: 2 } },
     // H keeps its size 3 at ratio 1 / 1.2: not an identity, the backward must not skip it
     { name: "bilinear scale (1.2, 2): H kept in size, not in ratio", shape: [1, 1, 3, 4], opts: { mode: "bilinear", scale: [1.2, 2] } },
+    // linear at an integer factor S > 2: the backward's fixed-weight passes (xs), even and odd S,
+    // the edges folding the taps of the inputs past either end, a size-1 axis (both edges at once)
+    { name: "bilinear ×4 (backward ×S, S even)", shape: [1, 2, 3, 5], opts: { mode: "bilinear", scale: 4 } },
+    { name: "trilinear ×(3, 4, 2) (S odd on D)", shape: [1, 1, 2, 3, 4], opts: { mode: "trilinear", scale: [3, 4, 2] } },
+    { name: "linear 1d ×5", shape: [2, 1, 3], opts: { mode: "linear", scale: 5 } },
+    { name: "linear 1d ×3 on W 1", shape: [1, 2, 1], opts: { mode: "linear", scale: 3 } },
+    { name: "bilinear ×4 by size, ×3 W", shape: [1, 1, 2, 3], opts: { mode: "bilinear", size: [8, 9] } },
     // output twice the input but ratio 1 / 2.1 (PyTorch uses the scale): not the ×2 path
     { name: "bilinear scale 2.1 (output 2 in, ratio 1 / 2.1)", shape: [1, 1, 3, 4], opts: { mode: "bilinear", scale: 2.1 } },
     { name: "bilinear ×2, align_corners (not the ×2 path)", shape: [1, 2, 3, 6], opts: { mode: "bilinear", scale: 2, alignCorners: true } },

@@ -144,6 +144,11 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     const shape = [...outSp];
     // ×2 along d (linear without align_corners, or nearest): fixed adjoint weights
     const x2 = (d: number) => !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
+    // linear without align_corners at an integer factor S (out = S in, ratio exactly 1 / S): S, else 0
+    const factor = (d: number) => {
+      const f = outSp[d]! / inSp[d]!;
+      return linear && !align && Number.isInteger(f) && f >= 2 && f <= 64 && geometry.ratio[d] === 1 / f ? f : 0;
+    };
     // W and H both ×2: one fused pass (x2hw4 / x2hw) [.., Ho, Wo] → [.., Hi, Wi], no intermediate
     const fusedHW = x2(2) && x2(1);
     for (const d of [2, 1, 0]) {
@@ -180,6 +185,17 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
           bindings: v4 ? { src: cur, dst4: next } : { src: cur, dst: next },
           uniforms: { ...uniforms, n: threads },
           workgroups: groups1d(threads),
+          label: tag,
+        });
+      } else if (factor(d) > 2) {
+        // linear ×S, S > 2 (upsample_axis xs): fixed triangle weights over 2S outputs per input
+        device.dispatch({
+          kernel: "resample/upsample_axis",
+          entry: "xs",
+          constants: { ...constants, S: factor(d) },
+          bindings: { src: cur, dst: next },
+          uniforms: { ...uniforms, n: next.size },
+          workgroups: groups1d(next.size),
           label: tag,
         });
       } else {
