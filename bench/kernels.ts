@@ -116,14 +116,19 @@ async function bench(kernel: string, shape: string, fwd: () => Tensor, inputs: T
     console.log(`${kernel.padEnd(26)} forward  ${shape.padEnd(30)} ${f.ms.toFixed(2).padStart(9)} ms  ${f.gflops !== undefined ? `${f.gflops} GFLOP/s` : `${f.gbps} GB/s`}  ${(f.fraction * 100).toFixed(1)} % of ceiling (${f.ceiling})`);
     return;
   }
+  // the output gradient is made once, outside the timed runs (a fill of y's size is not the op's work)
+  let yShape: number[] = [];
+  tidy(device, () => { noGrad(() => { yShape = [...fwd().shape]; }); });
+  const seed = Tensor.from(device, randData(yShape), yShape);
   for (const t of inputs) t.requiresGrad = true;
   const br = await timedWithCeiling(() => tidy(device, () => {
     const y = fwd();
-    backward(y, [Tensor.zeros(device, y.shape)]);
+    backward(y, [seed]);
     for (const t of inputs) { t.grad?.dispose(); t.grad = null; }
   }), kind);
   const b = add("backward", br.times.map((t) => Math.max(t - fms, 1e-3)), br.ceilings, (work.bwdFlops ?? work.bwdBytes)!);
   for (const t of inputs) t.requiresGrad = false;
+  seed.dispose();
 
   if (withPeers) {
     const onnx = peers.onnx?.();
