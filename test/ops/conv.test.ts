@@ -285,6 +285,35 @@ const SPECS: Spec[] = [
     bias: true,
     opts: {},
   },
+  // weight gradient (conv_grad_weight, and conv_grad_weight_sg on devices with subgroups: up to
+  // 16 A channels × 8 columns per invocation, A reads spread over the subgroup)
+  {
+    name: "conv3d 20→20 3x3x3 (weight gradient: 540 columns of 8, partial last tile and channel block)",
+    fn: conv3d,
+    transposed: false,
+    x: [1, 20, 3, 4, 6],
+    w: [20, 20, 3, 3, 3],
+    bias: true,
+    opts: { padding: 1 },
+  },
+  {
+    name: "conv2d groups=2, 60 channels per group, dilation (2,1) (weight gradient: 10 of 16 channels, 8 columns)",
+    fn: conv2d,
+    transposed: false,
+    x: [2, 120, 4, 7],
+    w: [20, 60, 3, 3],
+    bias: false,
+    opts: { padding: [2, 1], dilation: [2, 1], groups: 2 },
+  },
+  {
+    name: "conv_transpose3d groups=2, 18 input channels per group, stride 2 (weight gradient A = x: 16 + 2 channels)",
+    fn: convTranspose3d,
+    transposed: true,
+    x: [1, 36, 2, 3, 5],
+    w: [36, 3, 2, 2, 3],
+    bias: true,
+    opts: { stride: [2, 2, 1], padding: [0, 0, 1], groups: 2 },
+  },
 ];
 
 describe("conv against a float64 reference (shapes outside the golden set)", () => {
@@ -340,13 +369,12 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
   });
 });
 
-describe("conv_direct without subgroups (portable W-window loop)", () => {
+describe("conv without subgroups (portable kernels)", () => {
   // the default test device has subgroups where the adapter does (conv_direct_sg then takes
-  // the window loop); this one runs the same cases on conv_direct's own window loop
+  // the window loop, conv_grad_weight_sg the weight gradient); this one runs the same cases on
+  // conv_direct's own window loop and conv_grad_weight
   const dev = useDevice({ subgroups: false });
-  SPECS.forEach((c, i) => {
-    if (!c.transposed) it(c.name, () => checkAgainstReference(dev(), c, 100 + 10 * i));
-  });
+  SPECS.forEach((c, i) => it(c.name, () => checkAgainstReference(dev(), c, 100 + 10 * i)));
 });
 
 describe("conv with workgroups split over x and y", () => {

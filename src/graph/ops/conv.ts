@@ -5,6 +5,7 @@
 //   kernels/conv/conv_flip.wgsl        the flipped weight for that stride-1 conv grad input
 //   kernels/conv/conv_transposed.wgsl  conv-transpose forward, strided conv grad input (gather, no atomics)
 //   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
+//   kernels/conv/conv_grad_weight_sg.wgsl  the same with subgroup-spread A reads (subgroups >= 8)
 //   kernels/conv/conv_reduce.wgsl      bias-gradient partials and the chunk reduction
 // f16: conv2d/conv3d and conv_transpose2d/3d forward also take f16 x, weight and bias (all three
 // f16, e.g. through cast()), on a device with 'shader-f16': the same two gather kernels in their
@@ -52,6 +53,8 @@ const DIRECT_VOX = 8;
 const DIRECT_WINDOW = 24;
 /** (b, k) columns per invocation in conv_grad_weight (override CPI). */
 const COLUMN_BLOCK = 4;
+/** conv_grad_weight_sg's columns per invocation where the columns fill a workgroup (16 × 8 accumulators). */
+const SG_COLUMN_BLOCK = 8;
 /** Positions (W tiles of VOX positions) per workgroup in the gather kernels. */
 const TILE = 64;
 /** Weight-gradient chunking: aim for this many workgroups in all (enough to fill a GPU), with at
@@ -197,11 +200,17 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const rows = g.batch * asz[0] * asz[1];
   const acG = ac / g.groups;
   const bcG = bc / g.groups;
-  // CPI columns × OCB A channels per invocation: CPI * OCB <= 32 accumulators
-  const cpi = COLUMN_BLOCK;
-  const ocb = Math.min(8, channelBlock(acG));
+  // CPI columns × OCB A channels per invocation: CPI * OCB <= 32 accumulators. With subgroups of
+  // at least 8 lanes, conv_grad_weight_sg spreads the (workgroup-uniform) A reads over the
+  // subgroup, which makes up to 16 channels × 8 columns pay (k3 32→32: ≈ 2.5× on lavapipe,
+  // bench/NOTES.md); 8 columns only where there are enough columns to fill a workgroup.
+  const sg = device.subgroupSize;
+  const useSg = sg !== null && sg >= 8;
+  const ncol = bcG * numel(g.k);
+  const cpi = useSg && ncol >= SG_COLUMN_BLOCK * TILE ? SG_COLUMN_BLOCK : COLUMN_BLOCK;
+  const ocb = useSg ? channelBlock(acG) : Math.min(8, channelBlock(acG));
   const nblk = Math.ceil(acG / ocb);
-  const ctiles = Math.ceil(Math.ceil((bcG * numel(g.k)) / cpi) / TILE);
+  const ctiles = Math.ceil(Math.ceil(ncol / cpi) / TILE);
   const perChunk = g.groups * nblk * ctiles;
   const maxWorkgroups = device.limits.maxWorkgroupsPerDim ** 2;
   // partial sums: at most PARTIAL_LIMIT elements and within one storage binding
@@ -212,7 +221,7 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   nchunks = Math.max(1, Math.ceil(rows / rowsPerChunk));
   const part = nchunks === 1 ? dw : Tensor.empty(device, [nchunks * wn], "f32", `${name} partials`);
   device.dispatch({
-    kernel: "conv/conv_grad_weight",
+    kernel: useSg ? "conv/conv_grad_weight_sg" : "conv/conv_grad_weight",
     constants: { OCB: ocb, CPI: cpi },
     bindings: { a, b, part },
     uniforms: {
