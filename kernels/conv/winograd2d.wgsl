@@ -1,27 +1,30 @@
-// Winograd F(2×2, 3×3) transforms for a 3×3, stride-1 2-D convolution (Lavin & Gray 2015):
-//   U = G g Gᵀ     per (ic, oc)              U [16, Cin, Cout]
-//   V = Bᵀ d B     per (tile, ic)            V [16, P, Cin], P = N * th * tw tiles of 4×4 inputs
-//   M[e] = V[e] @ U[e]                       (the batched GEMM, src/graph/ops/matmul.ts)
-//   y = Aᵀ m A + bias per (tile, oc)         y [N, Cout, OH, OW], cropped at odd OH / OW
-// e = 4 * row + col of the 4×4 transformed tile. Tile (ty, tx) covers output rows 2ty, 2ty + 1
-// and reads input rows 2ty - pad_h .. 2ty - pad_h + 3 (zero outside the input: the padding and
-// the overhang of a cropped last tile).
+// Winograd F(MT×MT, 3×3) transforms for a 3×3, stride-1 2-D convolution (Lavin & Gray 2015),
+// MT = 2 (4×4 input tiles, 16 products per 4 outputs) or MT = 4 (6×6 tiles, 36 per 16), AL = MT + 2:
+//   U = G g Gᵀ     per (ic, oc)              U [AL², Cin, Cout]
+//   V = Bᵀ d B     per (tile, ic)            V [AL², P, Cin], P = N * th * tw tiles of AL×AL inputs
+//   M[e] = V[e] @ U[e]                       (the batched GEMM, matmul.wgsl)
+//   y = Aᵀ m A + bias per (tile, oc)         y [N, Cout, OH, OW], cropped at the last tile
+// e = AL * row + col of the transformed tile. Tile (ty, tx) covers output rows MT*ty .. MT*ty+MT-1
+// and reads input rows MT*ty - pad_h .. MT*ty - pad_h + AL - 1 (zero outside the input: the
+// padding and the overhang of a cropped last tile).
 // Each transform is linear, so its backward is its adjoint (the transposed matrices):
 //   filter_adj: dg = Gᵀ dU G;  output_adj: dm = A dy Aᵀ (dy zero where cropped);
 //   input_adj:  dx[pixel] = sum over the (up to 2×2) tiles containing it of (B dV Bᵀ)[r, c],
 //               a gather (one invocation per input element, no atomics).
 // Bindings: 0 p (uniforms), 1 src, 2 bias (output_fwd only), 3 dst.
-// Trick: in input_fwd / input_adj the channel is the fastest index, so the 16 V values of one
+// Trick: in input_fwd / input_adj the channel is the fastest index, so the AL² V values of one
 // invocation are read/written lane-contiguous (the big side), and in input_adj a workgroup's
 // lanes share (h, w) almost always, so the tap position (r, c) and the zero-coefficient skips
-// are uniform: ~4 of the 16 (a, b) terms per tile are non-zero.
+// are uniform.
+override MT: u32 = 2u;       // output tile: 2 = F(2×2,3×3), 4 = F(4×4,3×3)
+override AL: u32 = MT + 2u;  // input tile
 struct Params {
   count: u32,  // invocations that do work
   cin: u32,
   cout: u32,
   tiles: u32,  // P = batch * th * tw
-  th: u32,     // tile rows, ceil(OH / 2)
-  tw: u32,     // tile columns, ceil(OW / 2)
+  th: u32,     // tile rows, ceil(OH / MT)
+  tw: u32,     // tile columns, ceil(OW / MT)
   ih: u32,     // input H, W
   iw: u32,
   oh: u32,     // output H, W
@@ -35,10 +38,42 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
-// Bᵀ (4×4), G (4×3), Aᵀ (2×4), row-major.
-const BT = array<f32, 16>(1.0, 0.0, -1.0, 0.0,  0.0, 1.0, 1.0, 0.0,  0.0, -1.0, 1.0, 0.0,  0.0, 1.0, 0.0, -1.0);
-const GM = array<f32, 12>(1.0, 0.0, 0.0,  0.5, 0.5, 0.5,  0.5, -0.5, 0.5,  0.0, 0.0, 1.0);
-const AT = array<f32, 8>(1.0, 1.0, 1.0, 0.0,  0.0, 1.0, -1.0, -1.0);
+// F(2,3): Bᵀ (4×4), G (4×3), Aᵀ (2×4); F(4,3): Bᵀ (6×6), G (6×3), Aᵀ (4×6); row-major.
+const BT4 = array<f32, 16>(1.0, 0.0, -1.0, 0.0,  0.0, 1.0, 1.0, 0.0,  0.0, -1.0, 1.0, 0.0,  0.0, 1.0, 0.0, -1.0);
+const G4 = array<f32, 12>(1.0, 0.0, 0.0,  0.5, 0.5, 0.5,  0.5, -0.5, 0.5,  0.0, 0.0, 1.0);
+const AT4 = array<f32, 8>(1.0, 1.0, 1.0, 0.0,  0.0, 1.0, -1.0, -1.0);
+const BT6 = array<f32, 36>(
+  4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+  0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+  0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+  0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+  0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+  0.0, 4.0, 0.0, -5.0, 0.0, 1.0);
+const G6 = array<f32, 18>(
+  0.25, 0.0, 0.0,
+  -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+  -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+  1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+  1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+  0.0, 0.0, 1.0);
+const AT6 = array<f32, 24>(
+  1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+  0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+  0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+  0.0, 1.0, -1.0, 8.0, -8.0, 1.0);
+// Entries of the selected transform (MT is an override, so the branch folds at pipeline creation).
+fn bt(r: u32, c: u32) -> f32 {
+  if (MT == 4u) { return BT6[r * 6u + c]; }
+  return BT4[r * 4u + c];
+}
+fn gm(r: u32, c: u32) -> f32 {
+  if (MT == 4u) { return G6[r * 3u + c]; }
+  return G4[r * 3u + c];
+}
+fn at(r: u32, c: u32) -> f32 {
+  if (MT == 4u) { return AT6[r * 6u + c]; }
+  return AT4[r * 4u + c];
+}
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
@@ -54,22 +89,23 @@ fn filter_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let wb = (oc * p.cin + ic) * 9u;
   var g: array<f32, 9>;
   for (var k = 0u; k < 9u; k++) { g[k] = src[wb + k]; }
-  var t: array<f32, 12>;  // G g: 4×3
-  for (var r = 0u; r < 4u; r++) {
+  var t: array<f32, 18>;  // G g: AL×3
+  for (var r = 0u; r < AL; r++) {
     for (var c = 0u; c < 3u; c++) {
-      t[r * 3u + c] = GM[r * 3u] * g[c] + GM[r * 3u + 1u] * g[3u + c] + GM[r * 3u + 2u] * g[6u + c];
+      t[r * 3u + c] = gm(r, 0u) * g[c] + gm(r, 1u) * g[3u + c] + gm(r, 2u) * g[6u + c];
     }
   }
   let cc = p.cin * p.cout;
-  for (var r = 0u; r < 4u; r++) {
-    for (var c = 0u; c < 4u; c++) {
-      dst[(r * 4u + c) * cc + i] = t[r * 3u] * GM[c * 3u] + t[r * 3u + 1u] * GM[c * 3u + 1u] + t[r * 3u + 2u] * GM[c * 3u + 2u];
+  for (var r = 0u; r < AL; r++) {
+    for (var c = 0u; c < AL; c++) {
+      dst[(r * AL + c) * cc + i] = t[r * 3u] * gm(c, 0u) + t[r * 3u + 1u] * gm(c, 1u) + t[r * 3u + 2u] * gm(c, 2u);
     }
   }
 }
 
-// dw[oc, ic, :, :] = Gᵀ dU[:, ic, oc] G. Invocation i = ic * Cout + oc, dU's own order, so the 16
-// reads are lane-contiguous and the 9 writes strided (~6× faster than the other way round on lavapipe).
+// dw[oc, ic, :, :] = Gᵀ dU[:, ic, oc] G. Invocation i = ic * Cout + oc, dU's own order, so the
+// AL² reads are lane-contiguous and the 9 writes strided (~6× faster than the other way round
+// on lavapipe).
 @compute @workgroup_size(64)
 fn filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
@@ -78,22 +114,26 @@ fn filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let oc = i % p.cout;
   let cc = p.cin * p.cout;
   let wb = (oc * p.cin + ic) * 9u;
-  var u: array<f32, 16>;
-  for (var e = 0u; e < 16u; e++) { u[e] = src[e * cc + i]; }
-  var t: array<f32, 12>;  // Gᵀ dU: 3×4
+  var u: array<f32, 36>;
+  for (var e = 0u; e < AL * AL; e++) { u[e] = src[e * cc + i]; }
+  var t: array<f32, 18>;  // Gᵀ dU: 3×AL
   for (var r = 0u; r < 3u; r++) {
-    for (var c = 0u; c < 4u; c++) {
-      t[r * 4u + c] = GM[r] * u[c] + GM[3u + r] * u[4u + c] + GM[6u + r] * u[8u + c] + GM[9u + r] * u[12u + c];
+    for (var c = 0u; c < AL; c++) {
+      var s = 0.0;
+      for (var k = 0u; k < AL; k++) { s += gm(k, r) * u[k * AL + c]; }
+      t[r * AL + c] = s;
     }
   }
   for (var r = 0u; r < 3u; r++) {
     for (var c = 0u; c < 3u; c++) {
-      dst[wb + r * 3u + c] = t[r * 4u] * GM[c] + t[r * 4u + 1u] * GM[3u + c] + t[r * 4u + 2u] * GM[6u + c] + t[r * 4u + 3u] * GM[9u + c];
+      var s = 0.0;
+      for (var k = 0u; k < AL; k++) { s += t[r * AL + k] * gm(k, c); }
+      dst[wb + r * 3u + c] = s;
     }
   }
 }
 
-// V[e, tile, ic] = (Bᵀ d B)[e], d the tile's 4×4 input window. Invocation i = tile * Cin + ic.
+// V[e, tile, ic] = (Bᵀ d B)[e], d the tile's AL×AL input window. Invocation i = tile * Cin + ic.
 @compute @workgroup_size(64)
 fn input_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
@@ -103,36 +143,40 @@ fn input_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let tx = tile % p.tw;
   let ty = (tile / p.tw) % p.th;
   let n = tile / (p.tw * p.th);
-  let h0 = i32(2u * ty) - i32(p.pad_h);
-  let w0 = i32(2u * tx) - i32(p.pad_w);
+  let h0 = i32(MT * ty) - i32(p.pad_h);
+  let w0 = i32(MT * tx) - i32(p.pad_w);
   let base = (n * p.cin + ic) * p.ih * p.iw;
-  var d: array<f32, 16>;
-  for (var r = 0u; r < 4u; r++) {
+  var d: array<f32, 36>;
+  for (var r = 0u; r < AL; r++) {
     let h = h0 + i32(r);
-    for (var c = 0u; c < 4u; c++) {
+    for (var c = 0u; c < AL; c++) {
       let w = w0 + i32(c);
       let ok = h >= 0 && h < i32(p.ih) && w >= 0 && w < i32(p.iw);
       // masked loads read element 0 of the plane (always in bounds)
       let v = src[base + select(0u, u32(h) * p.iw + u32(w), ok)];
-      d[r * 4u + c] = select(0.0, v, ok);
+      d[r * AL + c] = select(0.0, v, ok);
     }
   }
-  var t: array<f32, 16>;  // Bᵀ d
-  for (var r = 0u; r < 4u; r++) {
-    for (var c = 0u; c < 4u; c++) {
-      t[r * 4u + c] = BT[r * 4u] * d[c] + BT[r * 4u + 1u] * d[4u + c] + BT[r * 4u + 2u] * d[8u + c] + BT[r * 4u + 3u] * d[12u + c];
+  var t: array<f32, 36>;  // Bᵀ d
+  for (var r = 0u; r < AL; r++) {
+    for (var c = 0u; c < AL; c++) {
+      var s = 0.0;
+      for (var k = 0u; k < AL; k++) { s += bt(r, k) * d[k * AL + c]; }
+      t[r * AL + c] = s;
     }
   }
   let stride = p.tiles * p.cin;
-  for (var r = 0u; r < 4u; r++) {
-    for (var c = 0u; c < 4u; c++) {
-      dst[(r * 4u + c) * stride + i] = t[r * 4u] * BT[c * 4u] + t[r * 4u + 1u] * BT[c * 4u + 1u] + t[r * 4u + 2u] * BT[c * 4u + 2u] + t[r * 4u + 3u] * BT[c * 4u + 3u];
+  for (var r = 0u; r < AL; r++) {
+    for (var c = 0u; c < AL; c++) {
+      var s = 0.0;
+      for (var k = 0u; k < AL; k++) { s += t[r * AL + k] * bt(c, k); }
+      dst[(r * AL + c) * stride + i] = s;
     }
   }
 }
 
-// dx[n, ic, h, w] = sum over tiles (ty, tx) with 0 <= h + pad_h - 2ty <= 3 (same for w) of
-// (B dV Bᵀ)[r, c] = sum_{a,b} Bᵀ[a, r] Bᵀ[b, c] dV[4a + b, tile, ic].
+// dx[n, ic, h, w] = sum over tiles (ty, tx) with 0 <= h + pad_h - MT*ty <= AL - 1 (same for w)
+// of (B dV Bᵀ)[r, c] = sum_{a,b} Bᵀ[a, r] Bᵀ[b, c] dV[AL*a + b, tile, ic].
 // Invocation i = ((n * IH + h) * IW + w) * Cin + ic.
 @compute @workgroup_size(64)
 fn input_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -145,33 +189,36 @@ fn input_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let n = pix / (p.iw * p.ih);
   let hp = h + p.pad_h;
   let wp = w + p.pad_w;
-  // tiles whose window [2t, 2t + 3] holds hp: t in [ceil((hp - 3) / 2), floor(hp / 2)]
-  let ty0 = select(0u, (hp - 2u) / 2u, hp >= 3u);
-  let ty1 = min(p.th, hp / 2u + 1u);
-  let tx0 = select(0u, (wp - 2u) / 2u, wp >= 3u);
-  let tx1 = min(p.tw, wp / 2u + 1u);
+  // tiles whose window [MT*t, MT*t + AL - 1] holds hp: t in [ceil((hp - AL + 1) / MT), floor(hp / MT)],
+  // the lower bound being (hp - 2) / MT for hp >= 2 (AL = MT + 2)
+  let ty0 = select(0u, (hp - 2u) / MT, hp >= 2u);
+  let ty1 = min(p.th, hp / MT + 1u);
+  let tx0 = select(0u, (wp - 2u) / MT, wp >= 2u);
+  let tx1 = min(p.tw, wp / MT + 1u);
   let stride = p.tiles * p.cin;
   var acc = 0.0;
   for (var ty = ty0; ty < ty1; ty++) {
-    let r = hp - 2u * ty;
+    let r = hp - MT * ty;
     for (var tx = tx0; tx < tx1; tx++) {
-      let c = wp - 2u * tx;
+      let c = wp - MT * tx;
       let vi = ((n * p.th + ty) * p.tw + tx) * p.cin + ic;
-      for (var a = 0u; a < 4u; a++) {
-        let ba = BT[a * 4u + r];
+      for (var a = 0u; a < AL; a++) {
+        let ba = bt(a, r);
         if (ba == 0.0) { continue; }
-        for (var b = 0u; b < 4u; b++) {
-          let bb = BT[b * 4u + c];
+        var s = 0.0;
+        for (var b = 0u; b < AL; b++) {
+          let bb = bt(b, c);
           if (bb == 0.0) { continue; }
-          acc += ba * bb * src[(a * 4u + b) * stride + vi];
+          s += bb * src[(a * AL + b) * stride + vi];
         }
+        acc += ba * s;
       }
     }
   }
   dst[((n * p.cin + ic) * p.ih + h) * p.iw + w] = acc;
 }
 
-// y[n, oc, 2ty + r, 2tx + c] = (Aᵀ m A)[r, c] + bias[oc] for the rows/columns inside the
+// y[n, oc, MT*ty + r, MT*tx + c] = (Aᵀ m A)[r, c] + bias[oc] for the rows/columns inside the
 // output. Invocation i = tile * Cout + oc.
 @compute @workgroup_size(64)
 fn output_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -183,29 +230,33 @@ fn output_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let ty = (tile / p.tw) % p.th;
   let n = tile / (p.tw * p.th);
   let stride = p.tiles * p.cout;
-  var m: array<f32, 16>;
-  for (var e = 0u; e < 16u; e++) { m[e] = src[e * stride + i]; }
-  var t: array<f32, 8>;  // Aᵀ m: 2×4
-  for (var r = 0u; r < 2u; r++) {
-    for (var c = 0u; c < 4u; c++) {
-      t[r * 4u + c] = AT[r * 4u] * m[c] + AT[r * 4u + 1u] * m[4u + c] + AT[r * 4u + 2u] * m[8u + c] + AT[r * 4u + 3u] * m[12u + c];
+  var m: array<f32, 36>;
+  for (var e = 0u; e < AL * AL; e++) { m[e] = src[e * stride + i]; }
+  var t: array<f32, 24>;  // Aᵀ m: MT×AL
+  for (var r = 0u; r < MT; r++) {
+    for (var c = 0u; c < AL; c++) {
+      var s = 0.0;
+      for (var k = 0u; k < AL; k++) { s += at(r, k) * m[k * AL + c]; }
+      t[r * AL + c] = s;
     }
   }
   var b = 0.0;
   if (p.use_bias != 0u) { b = bias[oc]; }
   let base = (n * p.cout + oc) * p.oh * p.ow;
-  for (var r = 0u; r < 2u; r++) {
-    let oh = 2u * ty + r;
-    for (var c = 0u; c < 2u; c++) {
-      let ow = 2u * tx + c;
+  for (var r = 0u; r < MT; r++) {
+    let oh = MT * ty + r;
+    for (var c = 0u; c < MT; c++) {
+      let ow = MT * tx + c;
       if (oh < p.oh && ow < p.ow) {
-        dst[base + oh * p.ow + ow] = t[r * 4u] * AT[c * 4u] + t[r * 4u + 1u] * AT[c * 4u + 1u] + t[r * 4u + 2u] * AT[c * 4u + 2u] + t[r * 4u + 3u] * AT[c * 4u + 3u] + b;
+        var s = b;
+        for (var k = 0u; k < AL; k++) { s += t[r * AL + k] * at(c, k); }
+        dst[base + oh * p.ow + ow] = s;
       }
     }
   }
 }
 
-// dM[e, tile, oc] = (A dy Aᵀ)[e], dy the tile's 2×2 output gradient (zero where cropped).
+// dM[e, tile, oc] = (A dy Aᵀ)[e], dy the tile's MT×MT output gradient (zero where cropped).
 // Invocation i = tile * Cout + oc.
 @compute @workgroup_size(64)
 fn output_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -217,23 +268,30 @@ fn output_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let ty = (tile / p.tw) % p.th;
   let n = tile / (p.tw * p.th);
   let base = (n * p.cout + oc) * p.oh * p.ow;
-  var g: array<f32, 4>;
-  for (var r = 0u; r < 2u; r++) {
-    let oh = 2u * ty + r;
-    for (var c = 0u; c < 2u; c++) {
-      let ow = 2u * tx + c;
+  var g: array<f32, 16>;
+  for (var r = 0u; r < MT; r++) {
+    let oh = MT * ty + r;
+    for (var c = 0u; c < MT; c++) {
+      let ow = MT * tx + c;
       let ok = oh < p.oh && ow < p.ow;
       let v = src[base + select(0u, oh * p.ow + ow, ok)];
-      g[r * 2u + c] = select(0.0, v, ok);
+      g[r * MT + c] = select(0.0, v, ok);
+    }
+  }
+  var t: array<f32, 24>;  // A dy: AL×MT, (A dy)[a, c] = sum_r Aᵀ[r, a] dy[r, c]
+  for (var a = 0u; a < AL; a++) {
+    for (var c = 0u; c < MT; c++) {
+      var s = 0.0;
+      for (var r = 0u; r < MT; r++) { s += at(r, a) * g[r * MT + c]; }
+      t[a * MT + c] = s;
     }
   }
   let stride = p.tiles * p.cout;
-  for (var a = 0u; a < 4u; a++) {
-    // (A dy)[a, :] = sum_r Aᵀ[r, a] dy[r, :]
-    let t0 = AT[a] * g[0] + AT[4u + a] * g[2];
-    let t1 = AT[a] * g[1] + AT[4u + a] * g[3];
-    for (var b = 0u; b < 4u; b++) {
-      dst[(a * 4u + b) * stride + i] = t0 * AT[b] + t1 * AT[4u + b];
+  for (var a = 0u; a < AL; a++) {
+    for (var b = 0u; b < AL; b++) {
+      var s = 0.0;
+      for (var c = 0u; c < MT; c++) { s += t[a * MT + c] * at(c, b); }
+      dst[(a * AL + b) * stride + i] = s;
     }
   }
 }

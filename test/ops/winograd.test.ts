@@ -71,7 +71,7 @@ const SPECS: Spec[] = [
   { name: "wider channels (partial GEMM tiles), 10×11", x: [1, 37, 10, 11], cout: 70, pad: [1, 1], bias: true },
 ];
 
-async function checkSpec(dev: Device, c: Spec, seed: number): Promise<void> {
+async function checkSpec(dev: Device, c: Spec, seed: number, tile: 2 | 4): Promise<void> {
   const [N, C] = c.x;
   const xh = uniform(prod(c.x), seed), wh = uniform(c.cout * C * 9, seed + 1);
   const bh = c.bias ? uniform(c.cout, seed + 2) : null;
@@ -82,7 +82,7 @@ async function checkSpec(dev: Device, c: Spec, seed: number): Promise<void> {
     const x = Tensor.from(dev, xh, c.x), w = Tensor.from(dev, wh, [c.cout, C, 3, 3]);
     const b = bh ? Tensor.from(dev, bh, [c.cout]) : null;
     for (const t of [x, w, b]) if (t) t.requiresGrad = true;
-    const y = winogradConv2d(x, w, b, c.pad);
+    const y = winogradConv2d(x, w, b, c.pad, tile);
     expect(y.shape).toEqual(ref.yShape);
     backward([y], [Tensor.from(dev, dyh, ref.yShape)]);
     expectClose(await y.read(), ref.y, `${c.name} y`);
@@ -98,7 +98,8 @@ async function checkSpec(dev: Device, c: Spec, seed: number): Promise<void> {
 
 describe("winogradConv2d", () => {
   const dev = useDevice();
-  SPECS.forEach((c, i) => it(`matches the float64 reference and conv2d: ${c.name}`, () => checkSpec(dev(), c, 100 + 10 * i)));
+  for (const tile of [2, 4] as const)
+    SPECS.forEach((c, i) => it(`F(${tile}×${tile},3×3) matches the float64 reference and conv2d: ${c.name}`, () => checkSpec(dev(), c, 100 + 10 * i, tile)));
 
   it("only x needs a gradient (no filter transform backward), and no grad at all", async () => {
     const d = dev();
@@ -150,14 +151,16 @@ describe("conv2d golden cases through winogradConv2d (where eligible)", () => {
   };
   const cases = goldenCases().filter((c) => c.op === "conv2d" && geometryOk(c.attrs, c.file.tensors.get("weight")!.shape));
   it("has eligible conv2d golden cases", () => expect(cases.length).toBeGreaterThan(0));
-  ADAPTERS.winograd_conv2d = ({ inputs, attrs }) => {
-    const p = attrs.padding === undefined ? [0, 0] : Array.isArray(attrs.padding) ? attrs.padding : [attrs.padding, attrs.padding];
-    return { y: winogradConv2d(inputs.x!, inputs.weight!, inputs.bias ?? null, [p[0], p[1]]) };
-  };
-  for (const c of cases)
-    it(`${c.name} (forward + backward)`, async () => {
-      const r = await runCase(dev(), { ...c, op: "winograd_conv2d" });
-      expect(r.detail).toBe("");
-      expect(r.pass).toBe(true);
-    });
+  for (const tile of [2, 4] as const) {
+    ADAPTERS[`winograd_conv2d_${tile}`] = ({ inputs, attrs }) => {
+      const p = attrs.padding === undefined ? [0, 0] : Array.isArray(attrs.padding) ? attrs.padding : [attrs.padding, attrs.padding];
+      return { y: winogradConv2d(inputs.x!, inputs.weight!, inputs.bias ?? null, [p[0], p[1]], tile) };
+    };
+    for (const c of cases)
+      it(`${c.name} F(${tile}×${tile},3×3) (forward + backward)`, async () => {
+        const r = await runCase(dev(), { ...c, op: `winograd_conv2d_${tile}` });
+        expect(r.detail).toBe("");
+        expect(r.pass).toBe(true);
+      });
+  }
 });

@@ -26,6 +26,10 @@ import { permute } from "./layout.ts";
 export const WINOGRAD_MIN_CHANNELS = 32;
 
 interface Geo {
+  /** output tile MT (2: F(2×2,3×3), 4: F(4×4,3×3)); the input tile is AL = MT + 2 */
+  mt: 2 | 4;
+  /** AL², the transformed tile's entries: the GEMM batch */
+  e: number;
   cin: number;
   cout: number;
   tiles: number;
@@ -41,18 +45,18 @@ interface Geo {
 
 const KERNEL = "conv/winograd2d";
 
-function geometry(xShape: readonly number[], cout: number, padding: readonly [number, number]): Geo {
+function geometry(xShape: readonly number[], cout: number, padding: readonly [number, number], mt: 2 | 4): Geo {
   const [n, cin, ih, iw] = xShape as [number, number, number, number];
   const oh = ih + 2 * padding[0] - 2;
   const ow = iw + 2 * padding[1] - 2;
-  const th = Math.ceil(oh / 2);
-  const tw = Math.ceil(ow / 2);
-  return { cin, cout, tiles: n * th * tw, th, tw, ih, iw, oh, ow, pad_h: padding[0], pad_w: padding[1] };
+  const th = Math.ceil(oh / mt);
+  const tw = Math.ceil(ow / mt);
+  return { mt, e: (mt + 2) ** 2, cin, cout, tiles: n * th * tw, th, tw, ih, iw, oh, ow, pad_h: padding[0], pad_w: padding[1] };
 }
 
 /** Bytes of the largest intermediate (U, V or M), each one storage binding. */
 function largestBytes(g: Geo): number {
-  return 16 * 4 * Math.max(g.cin * g.cout, g.tiles * g.cin, g.tiles * g.cout);
+  return g.e * 4 * Math.max(g.cin * g.cout, g.tiles * g.cin, g.tiles * g.cout);
 }
 
 /** One transform launch; `bias` only for output_fwd (bound to src there when absent). */
@@ -60,8 +64,9 @@ function launch(device: Device, entry: string, src: Tensor, dst: Tensor, g: Geo,
   device.dispatch({
     kernel: KERNEL,
     entry,
+    constants: { MT: g.mt },
     bindings: entry === "output_fwd" ? { src, bias: bias ?? src, dst } : { src, dst },
-    uniforms: { ...g, count, use_bias: bias ? 1 : 0 },
+    uniforms: { count, cin: g.cin, cout: g.cout, tiles: g.tiles, th: g.th, tw: g.tw, ih: g.ih, iw: g.iw, oh: g.oh, ow: g.ow, pad_h: g.pad_h, pad_w: g.pad_w, use_bias: bias ? 1 : 0 },
     workgroups: groups1d(count),
     label: label(`winograd ${entry}`, src),
   });
@@ -70,7 +75,7 @@ function launch(device: Device, entry: string, src: Tensor, dst: Tensor, g: Geo,
 /** U [16, Cin, Cout] = G g Gᵀ of every (oc, ic) filter; backward Gᵀ dU G. */
 function filterTransform(w: Tensor, g: Geo): Tensor {
   const device = w.device;
-  const u = Tensor.empty(device, [16, g.cin, g.cout], "f32", "winograd U");
+  const u = Tensor.empty(device, [g.e, g.cin, g.cout], "f32", "winograd U");
   launch(device, "filter_fwd", w, u, g, g.cin * g.cout);
   const wShape = [...w.shape];
   return record("winograd_filter", u, [w], [], (du) => {
@@ -84,7 +89,7 @@ function filterTransform(w: Tensor, g: Geo): Tensor {
  * sum over the tiles holding it of B dV Bᵀ. */
 function inputTransform(x: Tensor, g: Geo): Tensor {
   const device = x.device;
-  const v = Tensor.empty(device, [16, g.tiles, g.cin], "f32", "winograd V");
+  const v = Tensor.empty(device, [g.e, g.tiles, g.cin], "f32", "winograd V");
   launch(device, "input_fwd", x, v, g, g.tiles * g.cin);
   const xShape = [...x.shape];
   return record("winograd_input", v, [x], [], (dv) => {
@@ -128,7 +133,7 @@ function outputTransform(m: Tensor, bias: Tensor | null, n: number, g: Geo): Ten
   return record("winograd_output", y, [m, bias], [], (dy) => {
     let dm: Tensor | null = null;
     if (needM) {
-      dm = Tensor.empty(device, [16, g.tiles, g.cout], "f32", "winograd grad M");
+      dm = Tensor.empty(device, [g.e, g.tiles, g.cout], "f32", "winograd grad M");
       launch(device, "output_adj", dy, dm, g, g.tiles * g.cout);
     }
     let db: Tensor | null = null;
@@ -139,6 +144,12 @@ function outputTransform(m: Tensor, bias: Tensor | null, n: number, g: Geo): Ten
     }
     return [dm, db];
   });
+}
+
+/** The output tile where none is asked for: F(4×4,3×3) (36 products per 16 outputs instead of
+ * 64) where the output is at least 4×4, else F(2×2,3×3). */
+export function defaultTile(oh: number, ow: number): 2 | 4 {
+  return Math.min(oh, ow) >= 4 ? 4 : 2;
 }
 
 /** Padding given as one number or two. */
@@ -165,7 +176,7 @@ export function winogradEligible(
   if (!pad || pad.some((p) => p !== 0 && p !== 1)) return false;
   if (x.shape[2]! + 2 * pad[0] < 3 || x.shape[3]! + 2 * pad[1] < 3) return false;
   if (Math.min(cin, cout) < WINOGRAD_MIN_CHANNELS) return false;
-  const g = geometry(x.shape, cout, pad);
+  const g = geometry(x.shape, cout, pad, 2);
   return largestBytes(g) <= x.device.limits.maxBindingBytes && x.bytes <= x.device.limits.maxBindingBytes;
 }
 
@@ -175,7 +186,7 @@ export function winogradEligible(
  * groups 1). Differentiable in x, weight and bias. Any channel count works; winogradEligible
  * says where it pays.
  */
-export function winogradConv2d(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, padding: [number, number]): Tensor {
+export function winogradConv2d(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, padding: [number, number], tile?: 2 | 4): Tensor {
   const op = "winograd_conv2d";
   expectFloat(op, "x", x);
   expectFloat(op, "weight", weight);
@@ -195,7 +206,8 @@ export function winogradConv2d(x: Tensor, weight: Tensor, bias: Tensor | null | 
     throw new PulmoError(`${op}: 'padding' must be 0 or 1 per dim, got ${JSON.stringify(padding)}`);
   if (ih + 2 * padding[0] < 3 || iw + 2 * padding[1] < 3)
     throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} padded by ${shapeStr(padding)} is smaller than the 3×3 kernel`);
-  const g = geometry(x.shape, cout, padding);
+  if (tile !== undefined && tile !== 2 && tile !== 4) throw new PulmoError(`${op}: 'tile' must be 2 or 4, got ${tile}`);
+  const g = geometry(x.shape, cout, padding, tile ?? defaultTile(ih + 2 * padding[0] - 2, iw + 2 * padding[1] - 2));
   const limit = x.device.limits.maxBindingBytes;
   if (largestBytes(g) > limit || x.bytes > limit)
     throw new PulmoError(`${op}: an intermediate of ${shapeStr(x.shape)} → ${cout} channels exceeds the ${limit}-byte storage binding limit; use conv2d`);
