@@ -103,6 +103,28 @@ fn filter_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   }
 }
 
+// Uᵀ[e, oc, ic] = (G g Gᵀ)[e] (the layout the backward's dV = dM @ Uᵀ reads). Invocation
+// i = oc * Cin + ic.
+@compute @workgroup_size(64)
+fn filter_fwd_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= p.count) { return; }
+  var g: array<f32, 9>;
+  for (var k = 0u; k < 9u; k++) { g[k] = src[i * 9u + k]; }
+  var t: array<f32, 18>;  // G g: AL×3
+  for (var r = 0u; r < AL; r++) {
+    for (var c = 0u; c < 3u; c++) {
+      t[r * 3u + c] = gm(r, 0u) * g[c] + gm(r, 1u) * g[3u + c] + gm(r, 2u) * g[6u + c];
+    }
+  }
+  let cc = p.cin * p.cout;
+  for (var r = 0u; r < AL; r++) {
+    for (var c = 0u; c < AL; c++) {
+      dst[(r * AL + c) * cc + i] = t[r * 3u] * gm(c, 0u) + t[r * 3u + 1u] * gm(c, 1u) + t[r * 3u + 2u] * gm(c, 2u);
+    }
+  }
+}
+
 // dw[oc, ic, :, :] = Gᵀ dU[:, ic, oc] G. Invocation i = ic * Cout + oc, dU's own order, so the
 // AL² reads are lane-contiguous and the 9 writes strided (~6× faster than the other way round
 // on lavapipe).

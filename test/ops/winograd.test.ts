@@ -61,6 +61,10 @@ interface Spec {
   bias: boolean;
 }
 
+/** (forward tile, backward tile) pairs: the default is F(4×4) forward where the output has 4×4,
+ * F(2×2) backward; every pairing gives the same gradients. */
+const TILES = [[2, 2], [4, 2], [2, 4], [4, 4]] as const;
+
 const SPECS: Spec[] = [
   { name: "odd H, even W, N = 2, padding 1, bias, channels not multiples of 4", x: [2, 5, 7, 6], cout: 3, pad: [1, 1], bias: true },
   { name: "even H, odd W, padding 0, no bias", x: [1, 6, 8, 9], cout: 7, pad: [0, 0], bias: false },
@@ -71,7 +75,7 @@ const SPECS: Spec[] = [
   { name: "wider channels (partial GEMM tiles), 10×11", x: [1, 37, 10, 11], cout: 70, pad: [1, 1], bias: true },
 ];
 
-async function checkSpec(dev: Device, c: Spec, seed: number, tile: 2 | 4): Promise<void> {
+async function checkSpec(dev: Device, c: Spec, seed: number, tile: 2 | 4, backTile: 2 | 4): Promise<void> {
   const [N, C] = c.x;
   const xh = uniform(prod(c.x), seed), wh = uniform(c.cout * C * 9, seed + 1);
   const bh = c.bias ? uniform(c.cout, seed + 2) : null;
@@ -82,7 +86,7 @@ async function checkSpec(dev: Device, c: Spec, seed: number, tile: 2 | 4): Promi
     const x = Tensor.from(dev, xh, c.x), w = Tensor.from(dev, wh, [c.cout, C, 3, 3]);
     const b = bh ? Tensor.from(dev, bh, [c.cout]) : null;
     for (const t of [x, w, b]) if (t) t.requiresGrad = true;
-    const y = winogradConv2d(x, w, b, c.pad, tile);
+    const y = winogradConv2d(x, w, b, c.pad, tile, backTile);
     expect(y.shape).toEqual(ref.yShape);
     backward([y], [Tensor.from(dev, dyh, ref.yShape)]);
     expectClose(await y.read(), ref.y, `${c.name} y`);
@@ -98,8 +102,10 @@ async function checkSpec(dev: Device, c: Spec, seed: number, tile: 2 | 4): Promi
 
 describe("winogradConv2d", () => {
   const dev = useDevice();
-  for (const tile of [2, 4] as const)
-    SPECS.forEach((c, i) => it(`F(${tile}×${tile},3×3) matches the float64 reference and conv2d: ${c.name}`, () => checkSpec(dev(), c, 100 + 10 * i, tile)));
+  for (const [tile, back] of TILES)
+    SPECS.forEach((c, i) =>
+      it(`F(${tile}×${tile},3×3), backward F(${back}×${back}): matches the float64 reference and conv2d: ${c.name}`, () => checkSpec(dev(), c, 100 + 10 * i, tile, back)),
+    );
 
   it("only x needs a gradient (no filter transform backward), and no grad at all", async () => {
     const d = dev();
@@ -151,14 +157,14 @@ describe("conv2d golden cases through winogradConv2d (where eligible)", () => {
   };
   const cases = goldenCases().filter((c) => c.op === "conv2d" && geometryOk(c.attrs, c.file.tensors.get("weight")!.shape));
   it("has eligible conv2d golden cases", () => expect(cases.length).toBeGreaterThan(0));
-  for (const tile of [2, 4] as const) {
-    ADAPTERS[`winograd_conv2d_${tile}`] = ({ inputs, attrs }) => {
+  for (const [tile, back] of TILES) {
+    ADAPTERS[`winograd_conv2d_${tile}_${back}`] = ({ inputs, attrs }) => {
       const p = attrs.padding === undefined ? [0, 0] : Array.isArray(attrs.padding) ? attrs.padding : [attrs.padding, attrs.padding];
-      return { y: winogradConv2d(inputs.x!, inputs.weight!, inputs.bias ?? null, [p[0], p[1]], tile) };
+      return { y: winogradConv2d(inputs.x!, inputs.weight!, inputs.bias ?? null, [p[0], p[1]], tile, back) };
     };
     for (const c of cases)
-      it(`${c.name} F(${tile}×${tile},3×3) (forward + backward)`, async () => {
-        const r = await runCase(dev(), { ...c, op: `winograd_conv2d_${tile}` });
+      it(`${c.name} F(${tile}×${tile},3×3), backward F(${back}×${back}) (forward + backward)`, async () => {
+        const r = await runCase(dev(), { ...c, op: `winograd_conv2d_${tile}_${back}` });
         expect(r.detail).toBe("");
         expect(r.pass).toBe(true);
       });

@@ -1,24 +1,24 @@
-// Winograd F(2×2, 3×3) convolution (Lavin & Gray 2015) for conv2d with a 3×3 kernel, stride 1,
-// dilation 1, groups 1, f32, padding 0 or 1 per dim: 16 multiplies per 2×2 output tile instead of
-// 36, and those 16 are one batched GEMM (the register-tiled matmul.wgsl) instead of the direct
-// gather kernel. Four steps, each its own differentiable op (kernels/conv/winograd2d.wgsl):
-//   U = filterTransform(weight)   [16, Cin, Cout]    adjoint: Gᵀ dU G
-//   V = inputTransform(x)         [16, P, Cin]       adjoint: gather of B dV Bᵀ over overlapping tiles
-//   M = tileGemm(V, U)            [16, P, Cout]      batched GEMM (matmul.wgsl), backward below
-//   y = outputTransform(M, bias)  [N, Cout, OH, OW]  adjoint: A dy Aᵀ; grad bias = sum of dy
-// P = N * ceil(OH / 2) * ceil(OW / 2) tiles. The transforms are linear, so each backward is the
-// transposed transform of the incoming gradient and saves nothing; autograd through the chain
-// yields dx, dw and db. (Deriving dx as a Winograd conv of dy with the flipped weight would need
-// its own padding 2 - pad: more cases than the adjoint chain, which reuses the forward's GEMM
-// shapes, transposed.)
-// Numerics: the transforms are exact-ish sums of ±1, ±½ terms, so the result matches the direct
-// conv within a few ulps of the summed magnitudes (test/ops/winograd.test.ts).
+// Winograd convolution (Lavin & Gray 2015) for conv2d with a 3×3 kernel, stride 1, dilation 1,
+// groups 1, f32, padding 0 or 1 per dim. F(MT×MT, 3×3) turns each MT×MT output tile into AL² =
+// (MT + 2)² products of transformed tiles instead of 9·MT², and those products are one batched
+// GEMM (the register-tiled matmul.wgsl) instead of the direct gather kernel:
+//   MT = 2: 16 products per 4 outputs (2.25× fewer multiplies), MT = 4: 36 per 16 (4×).
+// Steps (kernels/conv/winograd2d.wgsl, override MT):
+//   U = filterTransform(weight)   [AL², Cin, Cout]     G g Gᵀ
+//   V = inputTransform(x)         [AL², P, Cin]        Bᵀ d B, P = N·ceil(OH/MT)·ceil(OW/MT) tiles
+//   M = V @ U                     [AL², P, Cout]       gemm, batched over the AL² entries
+//   y = outputTransform(M, bias)  [N, Cout, OH, OW]    Aᵀ m A (+ bias), cropped at the last tile
+// One recorded node; its backward is the adjoint chain (backwardChain), by default with MT = 2
+// whatever the forward used: the gradients are the same exact quantities, and F(2×2)'s backward
+// GEMMs are the faster ones on lavapipe (F(4×4)'s dU has K = P, 4× shorter; /work/notes/hw.md).
+// Numerics: F(2×2) transforms are ±1, ±½ sums (a few ulps); F(4×4)'s constants reach 8 and 1/24,
+// ~10× the rounding error (rel_l2 ~3e-6 at Cin = 256 in an f32 simulation), still inside the conv
+// tolerances (test/ops/winograd.test.ts runs every pairing against a float64 reference).
 import { PulmoError, Tensor, shapeStr, type Device } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
 import { gemm } from "./matmul.ts";
 import { sumToShape } from "./elementwise.ts";
-import { permute } from "./layout.ts";
 
 /** The smallest min(Cin, Cout) at which the Winograd path beats conv_direct on lavapipe
  * (measured, /work/notes/hw.md → bench/NOTES.md); below it the transform traffic and the
@@ -72,78 +72,66 @@ function launch(device: Device, entry: string, src: Tensor, dst: Tensor, g: Geo,
   });
 }
 
-/** U [16, Cin, Cout] = G g Gᵀ of every (oc, ic) filter; backward Gᵀ dU G. */
-function filterTransform(w: Tensor, g: Geo): Tensor {
-  const device = w.device;
-  const u = Tensor.empty(device, [g.e, g.cin, g.cout], "f32", "winograd U");
-  launch(device, "filter_fwd", w, u, g, g.cin * g.cout);
-  const wShape = [...w.shape];
-  return record("winograd_filter", u, [w], [], (du) => {
-    const dw = Tensor.empty(device, wShape, "f32", "winograd grad weight");
-    launch(device, "filter_adj", du, dw, g, g.cin * g.cout);
-    return [dw];
-  });
+/** U [AL², Cin, Cout] = G g Gᵀ of every (oc, ic) filter, or (transposed) Uᵀ [AL², Cout, Cin]. */
+function filterTransform(w: Tensor, g: Geo, transposed = false): Tensor {
+  const shape = transposed ? [g.e, g.cout, g.cin] : [g.e, g.cin, g.cout];
+  const u = Tensor.empty(w.device, shape, "f32", transposed ? "winograd Uᵀ" : "winograd U");
+  launch(w.device, transposed ? "filter_fwd_t" : "filter_fwd", w, u, g, g.cin * g.cout);
+  return u;
 }
 
-/** V [16, P, Cin] = Bᵀ d B of every 4×4 input tile (stride 2); backward: per input element, the
- * sum over the tiles holding it of B dV Bᵀ. */
+/** V [AL², P, Cin] = Bᵀ d B of every AL×AL input tile (stride MT). */
 function inputTransform(x: Tensor, g: Geo): Tensor {
-  const device = x.device;
-  const v = Tensor.empty(device, [g.e, g.tiles, g.cin], "f32", "winograd V");
-  launch(device, "input_fwd", x, v, g, g.tiles * g.cin);
-  const xShape = [...x.shape];
-  return record("winograd_input", v, [x], [], (dv) => {
-    const dx = Tensor.empty(device, xShape, "f32", "winograd grad x");
-    launch(device, "input_adj", dv, dx, g, dx.size);
-    return [dx];
-  });
+  const v = Tensor.empty(x.device, [g.e, g.tiles, g.cin], "f32", "winograd V");
+  launch(x.device, "input_fwd", x, v, g, g.tiles * g.cin);
+  return v;
 }
 
-/** M [16, P, Cout] = V @ U per e. Its own node rather than matmul()'s: matmul's dA = dY @ Bᵀ
- * reads B transposed in place (TRANS_B), which on lavapipe is ~2.5× slower than the plain
- * layout (per-lane reads K apart; /work/notes/hw.md), so dV = dM @ Uᵀ takes a materialised
- * Uᵀ [16, Cout, Cin] instead (a permute, 16·Cin·Cout floats); dU = Vᵀ @ dM reads V transposed
- * (TRANS_A: workgroup-uniform reads, as fast as the plain layout). */
-function tileGemm(v: Tensor, u: Tensor): Tensor {
-  const m = gemm("winograd_gemm", v, false, u, false);
-  const needV = v.requiresGrad;
-  const needU = u.requiresGrad;
-  const save = [...(needU ? [v] : []), ...(needV ? [u] : [])];
-  return record("winograd_gemm", m, [v, u], save, (dm, saved) => {
-    let dv: Tensor | null = null;
-    let du: Tensor | null = null;
-    if (needV) {
-      const ut = permute(saved[needU ? 1 : 0]!, [0, 2, 1]);
-      dv = gemm("winograd_gemm_grad_v", dm, false, ut, false);
-      ut.dispose();
-    }
-    if (needU) du = gemm("winograd_gemm_grad_u", saved[0]!, true, dm, false);
-    return [dv, du];
-  });
-}
-
-/** y [N, Cout, OH, OW] = Aᵀ m A (+ bias), cropped at odd sizes; backward A dy Aᵀ and the sum of
- * dy per channel. */
+/** y [N, Cout, OH, OW] = Aᵀ m A (+ bias) per tile, cropped at the last tile. */
 function outputTransform(m: Tensor, bias: Tensor | null, n: number, g: Geo): Tensor {
-  const device = m.device;
-  const y = Tensor.empty(device, [n, g.cout, g.oh, g.ow], "f32", "winograd y");
-  launch(device, "output_fwd", m, y, g, g.tiles * g.cout, bias);
-  const needB = !!bias?.requiresGrad;
-  const needM = m.requiresGrad;
-  return record("winograd_output", y, [m, bias], [], (dy) => {
-    let dm: Tensor | null = null;
-    if (needM) {
-      dm = Tensor.empty(device, [g.e, g.tiles, g.cout], "f32", "winograd grad M");
-      launch(device, "output_adj", dy, dm, g, g.tiles * g.cout);
+  const y = Tensor.empty(m.device, [n, g.cout, g.oh, g.ow], "f32", "winograd y");
+  launch(m.device, "output_fwd", m, y, g, g.tiles * g.cout, bias);
+  return y;
+}
+
+/** The gradients of the conv by the adjoint chain of tile g.mt (any tile gives the same
+ * gradients; F(2×2) is the faster backward on lavapipe, /work/notes/hw.md):
+ *   dM = A dy Aᵀ;  dV = dM @ Uᵀ (Uᵀ written directly by filter_fwd_t: matmul's in-place TRANS_B
+ *   read is ~2.4× slower there);  dx = the gather of B dV Bᵀ;
+ *   dU = Vᵀ @ dM (TRANS_A reads are workgroup-uniform, as fast as the plain layout);
+ *   dw = Gᵀ dU G;  db = sum of dy. U and V are recomputed from w and x (cheap next to the GEMMs). */
+function backwardChain(dy: Tensor, x: Tensor | null, w: Tensor | null, needB: boolean, xShape: number[], wShape: number[], g: Geo): (Tensor | null)[] {
+  const device = dy.device;
+  let dx: Tensor | null = null;
+  let dw: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (w || x) {
+    const dm = Tensor.empty(device, [g.e, g.tiles, g.cout], "f32", "winograd grad M");
+    launch(device, "output_adj", dy, dm, g, g.tiles * g.cout);
+    if (w) {
+      const ut = filterTransform(w, g, true);
+      const dv = gemm("winograd_grad_v", dm, false, ut, false);
+      ut.dispose();
+      dx = Tensor.empty(device, xShape, "f32", "winograd grad x");
+      launch(device, "input_adj", dv, dx, g, dx.size);
+      dv.dispose();
     }
-    let db: Tensor | null = null;
-    if (needB) {
-      const s = sumToShape(dy, [1, g.cout, 1, 1]);
-      db = s.reshape([g.cout]);
-      s.dispose();
+    if (x) {
+      const v = inputTransform(x, g);
+      const du = gemm("winograd_grad_u", v, true, dm, false);
+      v.dispose();
+      dw = Tensor.empty(device, wShape, "f32", "winograd grad weight");
+      launch(device, "filter_adj", du, dw, g, g.cin * g.cout);
+      du.dispose();
     }
-    return [dm, db];
-  });
+    dm.dispose();
+  }
+  if (needB) {
+    const s = sumToShape(dy, [1, g.cout, 1, 1]);
+    db = s.reshape([g.cout]);
+    s.dispose();
+  }
+  return [dx, dw, db];
 }
 
 /** The output tile where none is asked for: F(4×4,3×3) (36 products per 16 outputs instead of
@@ -176,8 +164,9 @@ export function winogradEligible(
   if (!pad || pad.some((p) => p !== 0 && p !== 1)) return false;
   if (x.shape[2]! + 2 * pad[0] < 3 || x.shape[3]! + 2 * pad[1] < 3) return false;
   if (Math.min(cin, cout) < WINOGRAD_MIN_CHANNELS) return false;
-  const g = geometry(x.shape, cout, pad, 2);
-  return largestBytes(g) <= x.device.limits.maxBindingBytes && x.bytes <= x.device.limits.maxBindingBytes;
+  const out = [x.shape[2]! + 2 * pad[0] - 2, x.shape[3]! + 2 * pad[1] - 2] as const;
+  const bytes = Math.max(largestBytes(geometry(x.shape, cout, pad, 2)), largestBytes(geometry(x.shape, cout, pad, defaultTile(out[0], out[1]))));
+  return bytes <= x.device.limits.maxBindingBytes && x.bytes <= x.device.limits.maxBindingBytes;
 }
 
 /**
@@ -186,7 +175,14 @@ export function winogradEligible(
  * groups 1). Differentiable in x, weight and bias. Any channel count works; winogradEligible
  * says where it pays.
  */
-export function winogradConv2d(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, padding: [number, number], tile?: 2 | 4): Tensor {
+export function winogradConv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  padding: [number, number],
+  tile?: 2 | 4,
+  backwardTile?: 2 | 4,
+): Tensor {
   const op = "winograd_conv2d";
   expectFloat(op, "x", x);
   expectFloat(op, "weight", weight);
@@ -206,18 +202,26 @@ export function winogradConv2d(x: Tensor, weight: Tensor, bias: Tensor | null | 
     throw new PulmoError(`${op}: 'padding' must be 0 or 1 per dim, got ${JSON.stringify(padding)}`);
   if (ih + 2 * padding[0] < 3 || iw + 2 * padding[1] < 3)
     throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} padded by ${shapeStr(padding)} is smaller than the 3×3 kernel`);
-  if (tile !== undefined && tile !== 2 && tile !== 4) throw new PulmoError(`${op}: 'tile' must be 2 or 4, got ${tile}`);
+  for (const [name, t] of [["tile", tile], ["backwardTile", backwardTile]] as const)
+    if (t !== undefined && t !== 2 && t !== 4) throw new PulmoError(`${op}: '${name}' must be 2 or 4, got ${t}`);
   const g = geometry(x.shape, cout, padding, tile ?? defaultTile(ih + 2 * padding[0] - 2, iw + 2 * padding[1] - 2));
+  const gb = geometry(x.shape, cout, padding, backwardTile ?? 2);
   const limit = x.device.limits.maxBindingBytes;
-  if (largestBytes(g) > limit || x.bytes > limit)
+  if (Math.max(largestBytes(g), largestBytes(gb)) > limit || x.bytes > limit)
     throw new PulmoError(`${op}: an intermediate of ${shapeStr(x.shape)} → ${cout} channels exceeds the ${limit}-byte storage binding limit; use conv2d`);
   if (n === 0 || cin === 0 || cout === 0) throw new PulmoError(`${op}: empty 'x' ${shapeStr(x.shape)} or 'weight' ${shapeStr(weight.shape)}`);
   const u = filterTransform(weight, g);
   const v = inputTransform(x, g);
-  const m = tileGemm(v, u);
+  const m = gemm(op, v, false, u, false);
   u.dispose();
   v.dispose();
   const y = outputTransform(m, bias ?? null, n, g);
   m.dispose();
-  return y;
+  const [needX, needW, needB] = [x.requiresGrad, weight.requiresGrad, !!bias?.requiresGrad];
+  const [xShape, wShape] = [[...x.shape], [...weight.shape]];
+  // dx reads the weight, dw reads x: save only what the needed gradients read
+  const save = [...(needW ? [x] : []), ...(needX ? [weight] : [])];
+  return record(op, y, [x, weight, bias], save, (dy, saved) =>
+    backwardChain(dy, needW ? saved[0]! : null, needX ? saved[needW ? 1 : 0]! : null, needB, xShape, wShape, gb),
+  );
 }
