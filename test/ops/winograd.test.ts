@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { goldenCases, useDevice } from "../helpers.ts";
 import { uniform } from "../random.ts";
 import { Tensor, backward, conv2d, PulmoError, type Device } from "../../src/node.ts";
-import { winogradConv2d, winogradEligible, WINOGRAD_MIN_CHANNELS } from "../../src/graph/ops/winograd.ts";
+import { winogradConv2d, winogradEligible, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_CHANNEL_PRODUCT } from "../../src/graph/ops/winograd.ts";
 import { ADAPTERS } from "../../src/golden/adapters/index.ts";
 import { runCase } from "../../src/golden/runner.ts";
 
@@ -133,7 +133,8 @@ describe("winogradConv2d", () => {
 
   it("winogradEligible: the geometry it supports, channels where it pays", () => {
     const d = dev();
-    const c = WINOGRAD_MIN_CHANNELS;
+    const c = 128;
+    expect(c * c).toBeGreaterThanOrEqual(WINOGRAD_MIN_CHANNEL_PRODUCT);
     const x = Tensor.zeros(d, [1, c, 8, 8]);
     const w = Tensor.zeros(d, [c, c, 3, 3]);
     expect(winogradEligible(x, w, { padding: 1 })).toBe(true);
@@ -143,7 +144,11 @@ describe("winogradConv2d", () => {
     expect(winogradEligible(x, w, { padding: 1, dilation: [1, 2] })).toBe(false);
     expect(winogradEligible(x, Tensor.zeros(d, [c, c / 2, 3, 3]), { padding: 1, groups: 2 })).toBe(false);
     expect(winogradEligible(x, Tensor.zeros(d, [c, c, 5, 5]), { padding: 1 })).toBe(false);
-    expect(winogradEligible(x, Tensor.zeros(d, [c - 1, c, 3, 3]), { padding: 1 })).toBe(false);
+    // channel counts: 64 → 256 (the product) pays, 64 → 64 and 32 → 1024 do not
+    const m = WINOGRAD_MIN_CHANNELS;
+    expect(winogradEligible(Tensor.zeros(d, [1, m, 8, 8]), Tensor.zeros(d, [WINOGRAD_MIN_CHANNEL_PRODUCT / m, m, 3, 3]), { padding: 1 })).toBe(true);
+    expect(winogradEligible(Tensor.zeros(d, [1, m, 8, 8]), Tensor.zeros(d, [m, m, 3, 3]), { padding: 1 })).toBe(false);
+    expect(winogradEligible(Tensor.zeros(d, [1, m / 2, 8, 8]), Tensor.zeros(d, [1024, m / 2, 3, 3]), { padding: 1 })).toBe(false);
     expect(winogradEligible(Tensor.zeros(d, [1, c, 1, 1]), w, {})).toBe(false);
   });
 });

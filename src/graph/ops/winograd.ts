@@ -20,10 +20,14 @@ import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../l
 import { gemm } from "./matmul.ts";
 import { sumToShape } from "./elementwise.ts";
 
-/** The smallest min(Cin, Cout) at which the Winograd path beats conv_direct on lavapipe
- * (measured, /work/notes/hw.md → bench/NOTES.md); below it the transform traffic and the
- * GEMM's mostly empty tiles cost more than the 2.25× fewer multiplies save. */
-export const WINOGRAD_MIN_CHANNELS = 32;
+/** Where the Winograd path beats conv_direct on lavapipe (paired A/B, /work/notes/hw.md →
+ * bench/NOTES.md): Cin·Cout >= WINOGRAD_MIN_CHANNEL_PRODUCT and min(Cin, Cout) >=
+ * WINOGRAD_MIN_CHANNELS. Measured at 32² unless noted (forward / forward+backward):
+ * 32→32 0.4× / 0.7×, 64→64 0.5× / 1.25× (64²: 1.3× / 1.1×), 128→128 2.5× / 2.0×,
+ * 64→256 16² 1.5–2.7× / 2.3×, 512→1024 1.9× / 1.9×. Below it the ~8 dispatches' fixed cost and
+ * the GEMM's mostly empty register tiles outweigh the fewer multiplies. */
+export const WINOGRAD_MIN_CHANNELS = 64;
+export const WINOGRAD_MIN_CHANNEL_PRODUCT = 128 * 128;
 
 interface Geo {
   /** output tile MT (2: F(2×2,3×3), 4: F(4×4,3×3)); the input tile is AL = MT + 2 */
@@ -149,8 +153,8 @@ const pad2 = (padding: number | readonly number[] | undefined): [number, number]
 const allOnes = (v: number | readonly number[] | undefined) => v === undefined || (typeof v === "number" ? v === 1 : v.every((d) => d === 1));
 
 /** Whether conv2d(x, weight, bias, opts) can take winogradConv2d (the geometry it supports and
- * each intermediate within one storage binding) and should (min(Cin, Cout) >=
- * WINOGRAD_MIN_CHANNELS, below which conv_direct is faster). */
+ * each intermediate within one storage binding) and should (enough channels, see
+ * WINOGRAD_MIN_CHANNELS; below that conv_direct is faster). */
 export function winogradEligible(
   x: Tensor,
   weight: Tensor,
@@ -163,7 +167,7 @@ export function winogradEligible(
   const pad = pad2(opts.padding);
   if (!pad || pad.some((p) => p !== 0 && p !== 1)) return false;
   if (x.shape[2]! + 2 * pad[0] < 3 || x.shape[3]! + 2 * pad[1] < 3) return false;
-  if (Math.min(cin, cout) < WINOGRAD_MIN_CHANNELS) return false;
+  if (Math.min(cin, cout) < WINOGRAD_MIN_CHANNELS || cin * cout < WINOGRAD_MIN_CHANNEL_PRODUCT) return false;
   const out = [x.shape[2]! + 2 * pad[0] - 2, x.shape[3]! + 2 * pad[1] - 2] as const;
   const bytes = Math.max(largestBytes(geometry(x.shape, cout, pad, 2)), largestBytes(geometry(x.shape, cout, pad, defaultTile(out[0], out[1]))));
   return bytes <= x.device.limits.maxBindingBytes && x.bytes <= x.device.limits.maxBindingBytes;
