@@ -63,8 +63,11 @@ function param(d: Device, shape: number[], seed: number, grad = true): [Tensor, 
   return [t, h];
 }
 
-describe("matmul against a float64 reference", () => {
-  const dev = useDevice();
+// The default test device has subgroups where the adapter does (matmul_sg then takes every
+// product with M > 4); the second run of each reference suite is the portable matmul.wgsl.
+for (const [suffix, options] of [["", undefined], [" (portable kernel, no subgroups)", { subgroups: false }]] as const)
+describe("matmul against a float64 reference" + suffix, () => {
+  const dev = useDevice(options);
   const cases: [string, number[], number[], number[]][] = [
     ["broadcast batch dims, partial tiles", [2, 1, 37, 45], [3, 45, 70], [2, 3, 37, 70]],
     ["shared rank-2 b (folded into one GEMM)", [3, 5, 33], [33, 40], [3, 5, 40]],
@@ -74,6 +77,10 @@ describe("matmul against a float64 reference", () => {
     ["vector @ vector", [7], [7], []],
     // register blocks: a partial 16-row block, two 512-column tiles, K = 13 (no multiple of 4)
     ["partial register blocks over two column tiles", [19, 13], [13, 600], [19, 600]],
+    // subgroup kernel: 8-row block (M = 6); 32-row blocks with a partial last block (M = 45,
+    // the transposed gradients too) across a 256-column (32 x 4) and a partial column tile
+    ["8-row register block", [2, 6, 9], [2, 9, 20], [2, 6, 20]],
+    ["32-row register blocks, partial row and column tiles", [45, 17], [17, 300], [45, 300]],
   ];
   for (const [name, as, bs, ys] of cases)
     it(`${name}: ${JSON.stringify(as)} @ ${JSON.stringify(bs)}, forward and both gradients`, async () => {
@@ -91,6 +98,15 @@ describe("matmul against a float64 reference", () => {
       expectClose(await a.grad!.read(), ref.ga);
       expectClose(await b.grad!.read(), ref.gb);
     });
+
+  it("ran the kernel this device selects", () => {
+    const d = dev();
+    if (options === undefined && (d.subgroupSize ?? 0) >= 8) expect(d.pipelines.kernels).toContain("matmul/matmul_sg");
+    if (options !== undefined) {
+      expect(d.pipelines.kernels).toContain("matmul/matmul");
+      expect(d.pipelines.kernels).not.toContain("matmul/matmul_sg");
+    }
+  });
 
   it("inner dim 0 gives zeros; an empty batch gives an empty result", async () => {
     const d = dev();
@@ -126,8 +142,9 @@ describe("matmul against a float64 reference", () => {
   });
 });
 
-describe("linear against a float64 reference", () => {
-  const dev = useDevice();
+for (const [suffix, options] of [["", undefined], [" (portable kernel, no subgroups)", { subgroups: false }]] as const)
+describe("linear against a float64 reference" + suffix, () => {
+  const dev = useDevice(options);
   /** y = x W^T + b and its gradients in float64. */
   function refLinear(x: Float32Array, rows: number, inF: number, w: Float32Array, out: number, b: Float32Array | null, dy: Float32Array) {
     const y = new Float64Array(rows * out), gx = new Float64Array(rows * inF), gw = new Float64Array(out * inF), gb = new Float64Array(out);
@@ -181,10 +198,11 @@ describe("matmul over more batches than one dispatch dimension allows", () => {
   });
   it("spreads more row/column tiles than one dimension allows over x and y", async () => {
     const d = dev();
-    const [a1, a1h] = param(d, [2, 37, 9], 33, false); // folded: 74 rows = 5 tiles of 16 rows, over x and y
+    // folded: 150 rows = 10 tiles of 16 rows (5 of 32 rows in matmul_sg), over x and y
+    const [a1, a1h] = param(d, [3, 50, 9], 33, false);
     const [b, bh] = param(d, [9, 70], 34, false);
-    expectClose(await matmul(a1, b).read(), refMatmul(a1h, [2, 37, 9], bh, [9, 70], null).y);
-    const [a, ah] = param(d, [6, 37, 9], 35, false); // 3 tiles per batch, 6 batches over z
+    expectClose(await matmul(a1, b).read(), refMatmul(a1h, [3, 50, 9], bh, [9, 70], null).y);
+    const [a, ah] = param(d, [6, 37, 9], 35, false); // 2-3 tiles per batch, 6 batches over z
     const [c, ch] = param(d, [6, 9, 37], 36, false);
     expectClose(await matmul(a, c).read(), refMatmul(ah, [6, 37, 9], ch, [6, 9, 37], null).y);
   });

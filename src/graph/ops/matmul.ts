@@ -1,5 +1,6 @@
-// Batched matmul and linear on the register-tiled GEMM of kernels/matmul/matmul.wgsl. Backward rules are
-// GEMMs reading operands transposed in place (TRANS_A / TRANS_B), summed over broadcast batch dims.
+// Batched matmul and linear on the register-tiled GEMM of kernels/matmul/matmul.wgsl (matmul_sg.wgsl
+// where the device has subgroups of >= 8 lanes). Backward rules are GEMMs reading operands
+// transposed in place (TRANS_A / TRANS_B), summed over broadcast batch dims.
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { overBindingLimit, splitRows, unsplittable } from "./split.ts";
@@ -11,6 +12,10 @@ const LANES = 64;
 /** Largest register block per invocation (rows x columns), the kernel's array bounds. */
 const MAX_RM = 16;
 const MAX_RN = 8;
+/** matmul_sg.wgsl: rows per invocation up to 32 (its a loads are spread over 8 lanes, so taller
+ * blocks cost few loads), RM * RN within the same 128 accumulators. */
+const SG_MAX_RM = 32;
+const SG_ACC = 128;
 /** Smallest power of two >= n, capped at `max`. */
 const block = (n: number, max: number) => Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
 /** Coalesced batch dims the kernel decodes (one vec4 of the uniform). */
@@ -70,16 +75,20 @@ export function gemm(
   const total = numel(batch);
   const maxZ = a.device.limits.maxWorkgroupsPerDim;
   // Register block: up to 16 rows x 8 columns per invocation, smaller for small M or N so that
-  // tiny products do not compute mostly clamped rows/columns.
-  const RM = block(M, MAX_RM);
-  const RN = block(Math.ceil(N / LANES), MAX_RN);
+  // tiny products do not compute mostly clamped rows/columns. With subgroups of >= 8 lanes and
+  // at least 8 rows, matmul_sg spreads the a loads over the subgroup (RN + RM / 8 loads per k
+  // instead of RN + RM; bench/NOTES.md) and takes up to 32 rows x 4 columns.
+  const sg = a.device.subgroupSize;
+  const useSg = sg !== null && sg >= 8 && M > 4;
+  const RM = useSg ? block(M, SG_MAX_RM) : block(M, MAX_RM);
+  const RN = block(Math.ceil(N / LANES), useSg ? Math.min(MAX_RN, SG_ACC / RM) : MAX_RN);
   const tilesN = Math.ceil(N / (LANES * RN));
   const tiles = tilesN * Math.ceil(M / RM);
   const max = a.device.limits.maxWorkgroupsPerDim;
   const ty = Math.ceil(tiles / max);
   for (let batch0 = 0; batch0 < total; batch0 += maxZ) {
     a.device.dispatch({
-      kernel: "matmul/matmul",
+      kernel: useSg ? "matmul/matmul_sg" : "matmul/matmul",
       constants: { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, BIAS: bias ? 1 : 0, RM, RN },
       bindings: { a, b, bias: bias ?? a, c: y },
       uniforms: {
