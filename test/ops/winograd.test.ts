@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { goldenCases, useDevice } from "../helpers.ts";
 import { uniform } from "../random.ts";
 import { Tensor, backward, conv2d, PulmoError, type Device } from "../../src/node.ts";
-import { winogradConv2d, winogradEligible, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_CHANNEL_PRODUCT } from "../../src/graph/ops/winograd.ts";
+import { defaultTile, winogradConv2d, winogradEligible, WINOGRAD_F4_MAX_CIN, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_CHANNEL_PRODUCT } from "../../src/graph/ops/winograd.ts";
 import { ADAPTERS } from "../../src/golden/adapters/index.ts";
 import { runCase } from "../../src/golden/runner.ts";
 
@@ -120,6 +120,20 @@ describe("winogradConv2d", () => {
     const y2 = winogradConv2d(Tensor.from(d, uniform(20 * 9, 3), [1, 20, 3, 3]), Tensor.from(d, uniform(2 * 20 * 9, 4), [2, 20, 3, 3]), null, [0, 0]);
     expect(y2.shape).toEqual([1, 2, 1, 1]);
     expect(y2.requiresGrad).toBe(false);
+  });
+
+  it("F(4×4) forward at the largest Cin the default picks it for (512) stays within the tolerance", async () => {
+    const d = dev();
+    const xs = [1, WINOGRAD_F4_MAX_CIN, 8, 8], cout = 4;
+    const xh = uniform(prod(xs), 21), wh = uniform(cout * xs[1]! * 9, 22, -0.05, 0.05);
+    const ref = reference(xh, xs, wh, cout, null, [1, 1], new Array<number>(prod([1, cout, 8, 8])).fill(0));
+    expect(defaultTile(8, 8, WINOGRAD_F4_MAX_CIN)).toBe(4);
+    expect(defaultTile(8, 8, WINOGRAD_F4_MAX_CIN + 1)).toBe(2);
+    expect(defaultTile(3, 8, 64)).toBe(2);
+    const x = Tensor.from(d, xh, xs), w = Tensor.from(d, wh, [cout, xs[1]!, 3, 3]);
+    const y = winogradConv2d(x, w, null, [1, 1], 4);
+    expectClose(await y.read(), ref.y, "y");
+    for (const t of [x, w, y]) t.dispose();
   });
 
   it("refuses what it does not cover", () => {

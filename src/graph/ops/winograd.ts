@@ -12,8 +12,9 @@
 // whatever the forward used: the gradients are the same exact quantities, and F(2×2)'s backward
 // GEMMs are the faster ones on lavapipe (F(4×4)'s dU has K = P, 4× shorter; /work/notes/hw.md).
 // Numerics: F(2×2) transforms are ±1, ±½ sums (a few ulps); F(4×4)'s constants reach 8 and 1/24,
-// ~10× the rounding error (rel_l2 ~3e-6 at Cin = 256 in an f32 simulation), still inside the conv
-// tolerances (test/ops/winograd.test.ts runs every pairing against a float64 reference).
+// ~4× the direct conv's rounding error, growing like sqrt(Cin) (rel_l2 4.7e-6 at Cin 512), so the
+// default takes F(4×4) only up to WINOGRAD_F4_MAX_CIN (test/ops/winograd.test.ts runs every
+// forward/backward tile pairing against a float64 reference).
 import { PulmoError, Tensor, shapeStr, type Device } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
@@ -138,10 +139,16 @@ function backwardChain(dy: Tensor, x: Tensor | null, w: Tensor | null, needB: bo
   return [dx, dw, db];
 }
 
-/** The output tile where none is asked for: F(4×4,3×3) (36 products per 16 outputs instead of
- * 64) where the output is at least 4×4, else F(2×2,3×3). */
-export function defaultTile(oh: number, ow: number): 2 | 4 {
-  return Math.min(oh, ow) >= 4 ? 4 : 2;
+/** The largest Cin the default picks F(4×4) for: its forward error grows like sqrt(Cin) at ~4×
+ * the direct conv's (uniform zero-mean data, vs float64: rel_l2 4.7e-6 at Cin 512, 9.8e-6 at
+ * 2048, direct 1.2e-6 / 2.3e-6; F(2×2) 0.7e-6 / 1.5e-6), so above 512 it would come within 2× of
+ * the conv tolerance (rel_l2 1e-5). */
+export const WINOGRAD_F4_MAX_CIN = 512;
+
+/** The forward tile where none is asked for: F(4×4,3×3) (36 products per 16 outputs instead of
+ * 64) where the output is at least 4×4 and Cin <= WINOGRAD_F4_MAX_CIN, else F(2×2,3×3). */
+export function defaultTile(oh: number, ow: number, cin: number): 2 | 4 {
+  return Math.min(oh, ow) >= 4 && cin <= WINOGRAD_F4_MAX_CIN ? 4 : 2;
 }
 
 /** Padding given as one number or two. */
@@ -169,7 +176,7 @@ export function winogradEligible(
   if (x.shape[2]! + 2 * pad[0] < 3 || x.shape[3]! + 2 * pad[1] < 3) return false;
   if (Math.min(cin, cout) < WINOGRAD_MIN_CHANNELS || cin * cout < WINOGRAD_MIN_CHANNEL_PRODUCT) return false;
   const out = [x.shape[2]! + 2 * pad[0] - 2, x.shape[3]! + 2 * pad[1] - 2] as const;
-  const bytes = Math.max(largestBytes(geometry(x.shape, cout, pad, 2)), largestBytes(geometry(x.shape, cout, pad, defaultTile(out[0], out[1]))));
+  const bytes = Math.max(largestBytes(geometry(x.shape, cout, pad, 2)), largestBytes(geometry(x.shape, cout, pad, defaultTile(out[0], out[1], cin))));
   return bytes <= x.device.limits.maxBindingBytes && x.bytes <= x.device.limits.maxBindingBytes;
 }
 
@@ -208,7 +215,7 @@ export function winogradConv2d(
     throw new PulmoError(`${op}: 'x' ${shapeStr(x.shape)} padded by ${shapeStr(padding)} is smaller than the 3×3 kernel`);
   for (const [name, t] of [["tile", tile], ["backwardTile", backwardTile]] as const)
     if (t !== undefined && t !== 2 && t !== 4) throw new PulmoError(`${op}: '${name}' must be 2 or 4, got ${t}`);
-  const g = geometry(x.shape, cout, padding, tile ?? defaultTile(ih + 2 * padding[0] - 2, iw + 2 * padding[1] - 2));
+  const g = geometry(x.shape, cout, padding, tile ?? defaultTile(ih + 2 * padding[0] - 2, iw + 2 * padding[1] - 2, cin));
   const gb = geometry(x.shape, cout, padding, backwardTile ?? 2);
   const limit = x.device.limits.maxBindingBytes;
   if (Math.max(largestBytes(g), largestBytes(gb)) > limit || x.bytes > limit)
