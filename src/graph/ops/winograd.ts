@@ -25,7 +25,7 @@ import { sumToShape } from "./elementwise.ts";
  * bench/NOTES.md): Cin·Cout >= WINOGRAD_MIN_CHANNEL_PRODUCT and min(Cin, Cout) >=
  * WINOGRAD_MIN_CHANNELS. Measured at 32² unless noted (forward / forward+backward):
  * 32→32 0.4× / 0.7×, 64→64 0.5× / 1.25× (64²: 1.3× / 1.1×), 128→128 2.5× / 2.0×,
- * 64→256 16² 1.5–2.7× / 2.3×, 512→1024 1.9× / 1.9×. Below it the ~8 dispatches' fixed cost and
+ * 64→256 16² 1.8× / 4.1×, 512→1024 2.6× / 2.05× (the ConvLSTM gate at the bench size). Below it the ~8 dispatches' fixed cost and
  * the GEMM's mostly empty register tiles outweigh the fewer multiplies. */
 export const WINOGRAD_MIN_CHANNELS = 64;
 export const WINOGRAD_MIN_CHANNEL_PRODUCT = 128 * 128;
@@ -181,10 +181,11 @@ export function winogradEligible(
 }
 
 /**
- * conv2d(x, weight, bias, { padding }) by Winograd F(2×2, 3×3): x [N, Cin, H, W] f32, weight
+ * conv2d(x, weight, bias, { padding }) by Winograd F(MT×MT, 3×3): x [N, Cin, H, W] f32, weight
  * [Cout, Cin, 3, 3], bias [Cout] or null, padding 0 or 1 per dim (stride 1, dilation 1,
- * groups 1). Differentiable in x, weight and bias. Any channel count works; winogradEligible
- * says where it pays.
+ * groups 1). Differentiable in x, weight and bias. `tile` is the forward's MT (default
+ * defaultTile()), `backwardTile` the backward's (default 2); every pairing gives the same
+ * results within the conv tolerances. Any channel count works; winogradEligible says where it pays.
  */
 export function winogradConv2d(
   x: Tensor,
