@@ -1,6 +1,7 @@
 enable subgroups;
 // conv_grad_weight.wgsl with the A reads spread over a subgroup; same formula, bindings and
-// uniforms (conv_grad_weight.wgsl documents them), overrides OCB (up to 16) and CPI (up to 8).
+// uniforms (conv_grad_weight.wgsl documents them), overrides OCB (up to 16) and CPI (up to 8);
+// entry main_win also shares the B loads of a row's W taps (a sliding window, below).
 // conv_grad_weight.wgsl stays the portable kernel. Needs subgroups of at least 8 lanes: the
 // caller checks Device.subgroupSize.
 // Why: every A value a workgroup reads is at a workgroup-uniform address, and on lavapipe such a
@@ -12,7 +13,15 @@ enable subgroups;
 // one are masked and not stored); the row and ow loops have workgroup-uniform bounds, and a
 // workgroup shares one A channel block, so all lanes agree on the A values.
 override OCB: u32 = 4u;  // A channels per invocation, a multiple of 4 (at most 16)
-override CPI: u32 = 1u;  // (b, k) columns per invocation: 1 to 8 (CPI * OCB <= 128)
+override CPI: u32 = 1u;  // main: (b, k) columns per invocation, 1 to 8 (CPI * OCB <= 128)
+// main_win: ROWS (b, kd, kh) rows of all KW W taps per invocation (ROWS * KW columns, at most 8
+// rows and ROWS * KW * OCB <= 144), the B values of a row kept in a window of (KW - 1) * DW + 1
+// columns that slides SW along with ow: SW loads per row and position instead of KW (SW < window)
+override ROWS: u32 = 1u;
+override KW: u32 = 1u;  // kernel width
+override SW: u32 = 1u;  // W stride
+override DW: u32 = 1u;  // W dilation
+const MAXL = 8u;        // the window, at most
 
 struct Params {
   ac: u32,
@@ -132,6 +141,110 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (cok[c]) {
       for (var j = 0u; j < OCB; j++) {
         if (j < nvalid) { part[pi + c + j * ncol] = acc[c * (OCB / 4u) + j / 4u][j % 4u]; }
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn main_win(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+  let wg = wid.x + wid.y * nwg.x;
+  if (wg >= p.nchunks * p.groups * p.nblk * p.ctiles) { return; }
+  let kvol = p.ksz.w;
+  let ncol = p.bc_g * kvol;
+  let nrow = ncol / KW;  // columns (b, kd, kh, kw) grouped by row (b, kd, kh)
+  let rr0 = ((wg % p.ctiles) * 64u + lid.x) * ROWS;
+  let blk = (wg / p.ctiles) % p.nblk;
+  let g = (wg / (p.ctiles * p.nblk)) % p.groups;
+  let chunk = wg / (p.ctiles * p.nblk * p.groups);
+  let al = blk * OCB;
+  let a0 = g * p.ac_g + al;
+  let nvalid = min(OCB, p.ac_g - al);
+  let la = sl % 8u;
+  let aoa = select(a0, a0 + la, la < nvalid) * p.asz.w;
+  let aob = select(a0, a0 + 8u + la, 8u + la < nvalid) * p.asz.w;
+  let bz = vec3<i32>(p.bsz.xyz);
+  let L = (KW - 1u) * DW + 1u;
+  var offd: array<i32, 8>;
+  var offh: array<i32, 8>;
+  var boff: array<i32, 8>;
+  var rvalid: array<bool, 8>;
+  let kdh = p.ksz.x * p.ksz.y;
+  for (var q = 0u; q < ROWS; q++) {
+    rvalid[q] = rr0 + q < nrow;
+    let rr = select(0u, rr0 + q, rvalid[q]);
+    let bl = rr / kdh;
+    let kh = i32((rr % kdh) % p.ksz.y);
+    let kd = i32((rr % kdh) / p.ksz.y);
+    offd[q] = kd * i32(p.dil.x) - i32(p.pad.x);
+    offh[q] = kh * i32(p.dil.y) - i32(p.pad.y);
+    boff[q] = i32((g * p.bc_g + bl) * p.bsz.w) + (offd[q] * bz.y + offh[q]) * bz.z;
+  }
+  var acc: array<vec4<f32>, 36>;  // [(q * KW + k) * OCB / 4 + j]: row q, tap k, channel quad j
+  for (var j = 0u; j < ROWS * KW * OCB / 4u; j++) { acc[j] = vec4<f32>(0.0); }
+  let r0 = chunk * p.rows_per_chunk;
+  let r1 = min(p.rows, r0 + p.rows_per_chunk);
+  let adh = p.asz.x * p.asz.y;
+  let pw = i32(p.pad.z);
+  for (var r = r0; r < r1; r++) {
+    let n = r / adh;
+    let od = (r % adh) / p.asz.y;
+    let oh = r % p.asz.y;
+    let sd = i32(od * p.stride.x);
+    let sh = i32(oh * p.stride.y);
+    let nb = i32(n * p.bc * p.bsz.w) + (sd * bz.y + sh) * bz.z;
+    var rok: array<bool, 8>;
+    var brow: array<i32, 8>;
+    for (var q = 0u; q < ROWS; q++) {
+      let id = sd + offd[q];
+      let ih = sh + offh[q];
+      rok[q] = rvalid[q] && id >= 0 && id < bz.x && ih >= 0 && ih < bz.y;
+      brow[q] = nb + boff[q];
+    }
+    // window t of row q holds B column ow * SW - pad + t (masked outside the volume); the first
+    // L - SW are filled here and kept by the shift at the end of each ow step
+    var win: array<array<f32, MAXL>, 8>;
+    for (var q = 0u; q < ROWS; q++) {
+      for (var t = 0u; t + SW < L; t++) {
+        let iw = i32(t) - pw;
+        let ok = rok[q] && iw >= 0 && iw < bz.z;
+        win[q][t] = select(0.0, b[u32(select(0, brow[q] + iw, ok))], ok);
+      }
+    }
+    let arow = n * p.ac * p.asz.w + (od * p.asz.y + oh) * p.asz.z;
+    var sw = -pw;
+    for (var ow = 0u; ow < p.asz.z; ow++) {
+      for (var q = 0u; q < ROWS; q++) {
+        for (var t = select(0u, L - SW, L > SW); t < L; t++) {
+          let iw = sw + i32(t);
+          let ok = rok[q] && iw >= 0 && iw < bz.z;
+          win[q][t] = select(0.0, b[u32(select(0, brow[q] + iw, ok))], ok);
+        }
+      }
+      let ai = arow + ow;
+      var v = 0.0;
+      if (OCB > 8u) { v = a[aob + ai]; }
+      let qa = spread(a[aoa + ai], v);
+      for (var q = 0u; q < ROWS; q++) {
+        for (var k = 0u; k < KW; k++) {
+          let bv = win[q][k * DW];
+          for (var j = 0u; j < OCB / 4u; j++) { acc[(q * KW + k) * (OCB / 4u) + j] += bv * qa[j]; }
+        }
+      }
+      for (var q = 0u; q < ROWS; q++) {
+        for (var t = 0u; t + SW < L; t++) { win[q][t] = win[q][t + SW]; }
+      }
+      sw += i32(SW);
+    }
+  }
+  let pi = chunk * p.wn + a0 * ncol + rr0 * KW;
+  for (var q = 0u; q < ROWS; q++) {
+    if (rvalid[q]) {
+      for (var k = 0u; k < KW; k++) {
+        for (var j = 0u; j < OCB; j++) {
+          if (j < nvalid) { part[pi + q * KW + k + j * ncol] = acc[(q * KW + k) * (OCB / 4u) + j / 4u][j % 4u]; }
+        }
       }
     }
   }

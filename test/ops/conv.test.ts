@@ -286,9 +286,10 @@ const SPECS: Spec[] = [
     opts: {},
   },
   // weight gradient (conv_grad_weight, and conv_grad_weight_sg on devices with subgroups: up to
-  // 16 A channels × 8 columns per invocation, A reads spread over the subgroup)
+  // 16 A channels × 8 columns per invocation, A reads spread over the subgroup; main_win: rows of
+  // KW taps sharing a sliding B window where there are >= 512 columns)
   {
-    name: "conv3d 20→20 3x3x3 (weight gradient: 540 columns of 8, partial last tile and channel block)",
+    name: "conv3d 20→20 3x3x3 (weight gradient: 180 rows of 3 W taps, W-tap window, partial tile and channel block)",
     fn: conv3d,
     transposed: false,
     x: [1, 20, 3, 4, 6],
@@ -297,13 +298,31 @@ const SPECS: Spec[] = [
     opts: { padding: 1 },
   },
   {
-    name: "conv2d groups=2, 60 channels per group, dilation (2,1) (weight gradient: 10 of 16 channels, 8 columns)",
+    name: "conv2d groups=2, 60 channels per group, dilation (2,1) (weight gradient: 10 channels per group, W-tap window)",
     fn: conv2d,
     transposed: false,
     x: [2, 120, 4, 7],
     w: [20, 60, 3, 3],
     bias: false,
     opts: { padding: [2, 1], dilation: [2, 1], groups: 2 },
+  },
+  {
+    name: "conv2d W stride 2, W dilation 2, 60 channels (weight gradient: W-tap window sliding by 2)",
+    fn: conv2d,
+    transposed: false,
+    x: [1, 60, 5, 17],
+    w: [8, 60, 3, 3],
+    bias: true,
+    opts: { stride: [1, 2], dilation: [1, 2], padding: [1, 2] },
+  },
+  {
+    name: "conv3d 2x2x2 stride 2, 64 channels (weight gradient: stride >= window, 12 of 16 channels × 8 columns)",
+    fn: conv3d,
+    transposed: false,
+    x: [1, 64, 4, 4, 6],
+    w: [12, 64, 2, 2, 2],
+    bias: false,
+    opts: { stride: 2 },
   },
   {
     name: "conv_transpose3d groups=2, 18 input channels per group, stride 2 (weight gradient A = x: 16 + 2 channels)",

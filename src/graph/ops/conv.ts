@@ -55,6 +55,9 @@ const DIRECT_WINDOW = 24;
 const COLUMN_BLOCK = 4;
 /** conv_grad_weight_sg's columns per invocation where the columns fill a workgroup (16 × 8 accumulators). */
 const SG_COLUMN_BLOCK = 8;
+/** conv_grad_weight_sg main_win: W-tap window (columns) at most, and columns per invocation. */
+const GW_WINDOW = 8;
+const GW_WINDOW_COLUMNS = 16;
 /** Positions (W tiles of VOX positions) per workgroup in the gather kernels. */
 const TILE = 64;
 /** Weight-gradient chunking: aim for this many workgroups in all (enough to fill a GPU), with at
@@ -207,10 +210,15 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const sg = device.subgroupSize;
   const useSg = sg !== null && sg >= 8;
   const ncol = bcG * numel(g.k);
-  const cpi = useSg && ncol >= SG_COLUMN_BLOCK * TILE ? SG_COLUMN_BLOCK : COLUMN_BLOCK;
-  const ocb = useSg ? channelBlock(acG) : Math.min(8, channelBlock(acG));
+  const wide = useSg && ncol >= SG_COLUMN_BLOCK * TILE;
+  const cpi = wide ? SG_COLUMN_BLOCK : COLUMN_BLOCK;
+  // main_win: rows of all KW taps whose B loads slide along ow, where a window of at most 8
+  // columns is reused (W stride below it); OCB 8 × 5 rows of 3 taps measured best at k3
+  const span = (g.k[2] - 1) * g.dil[2] + 1;
+  const winRows = wide && g.k[2] > 1 && span <= GW_WINDOW && g.stride[2] < span ? Math.min(8, Math.floor(GW_WINDOW_COLUMNS / g.k[2])) : 0;
+  const ocb = useSg && !winRows ? channelBlock(acG) : Math.min(8, channelBlock(acG));
   const nblk = Math.ceil(acG / ocb);
-  const ctiles = Math.ceil(Math.ceil(ncol / cpi) / TILE);
+  const ctiles = Math.ceil((winRows ? Math.ceil(ncol / g.k[2] / winRows) : Math.ceil(ncol / cpi)) / TILE);
   const perChunk = g.groups * nblk * ctiles;
   const maxWorkgroups = device.limits.maxWorkgroupsPerDim ** 2;
   // partial sums: at most PARTIAL_LIMIT elements and within one storage binding
@@ -222,7 +230,8 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   const part = nchunks === 1 ? dw : Tensor.empty(device, [nchunks * wn], "f32", `${name} partials`);
   device.dispatch({
     kernel: useSg ? "conv/conv_grad_weight_sg" : "conv/conv_grad_weight",
-    constants: { OCB: ocb, CPI: cpi },
+    ...(winRows ? { entry: "main_win" } : {}),
+    constants: winRows ? { OCB: ocb, ROWS: winRows, KW: g.k[2], SW: g.stride[2], DW: g.dil[2] } : { OCB: ocb, CPI: cpi },
     bindings: { a, b, part },
     uniforms: {
       ac,
