@@ -189,3 +189,25 @@ describe("conv2d golden cases through winogradConv2d (where eligible)", () => {
       });
   }
 });
+
+describe("conv2d routes eligible layers to the Winograd path", () => {
+  const dev = useDevice();
+  it("a 128→128 3×3 padding-1 conv2d runs winograd2d and matches the float64 reference, forward and backward", async () => {
+    const d = dev();
+    const xs = [1, 128, 5, 6], cout = 128;
+    const xh = uniform(prod(xs), 31), wh = uniform(cout * 128 * 9, 32, -0.1, 0.1), bh = uniform(cout, 33), dyh = uniform(cout * 5 * 6, 34);
+    const ref = reference(xh, xs, wh, cout, bh, [1, 1], dyh);
+    const x = Tensor.from(d, xh, xs), w = Tensor.from(d, wh, [cout, 128, 3, 3]), b = Tensor.from(d, bh, [cout]);
+    for (const t of [x, w, b]) t.requiresGrad = true;
+    expect(winogradEligible(x, w, { padding: 1 })).toBe(true);
+    const y = conv2d(x, w, b, { padding: 1 });
+    backward([y], [Tensor.from(d, dyh, ref.yShape)]);
+    expect(d.pipelines.kernels).toContain("conv/winograd2d");
+    expectClose(await y.read(), ref.y, "y");
+    expectClose(await x.grad!.read(), ref.gx, "grad_x");
+    expectClose(await w.grad!.read(), ref.gw, "grad_weight");
+    expectClose(await b.grad!.read(), ref.gb, "grad_bias");
+    // stride 2 is not eligible: the direct kernels
+    expect(winogradEligible(x, w, { padding: 1, stride: 2 })).toBe(false);
+  });
+});

@@ -7,12 +7,14 @@
 //   kernels/conv/conv_grad_weight.wgsl weight gradient of both, partial sums over chunks
 //   kernels/conv/conv_grad_weight_sg.wgsl  the same with subgroup-spread A reads (subgroups >= 8)
 //   kernels/conv/conv_reduce.wgsl      bias-gradient partials and the chunk reduction
+// and eligible 3×3 stride-1 conv2d layers (winogradEligible) go to winograd.ts instead.
 // f16: conv2d/conv3d and conv_transpose2d/3d forward also take f16 x, weight and bias (all three
 // f16, e.g. through cast()), on a device with 'shader-f16': the same two gather kernels in their
 // "f16" variant (f16 loads and stores, f32 accumulation: src/runtime/kernels.ts), output f16.
 // That path is forward-only (no gradient is recorded; an input that needs one is refused) and
 // does not split over the storage-binding limit.
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
+import { winogradConv2d, winogradEligible } from "./winograd.ts";
 import { kernelName, requireFeature } from "../../runtime/kernels.ts";
 import { needsGrad, record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
@@ -403,6 +405,9 @@ function convNd(op: string, nd: 2 | 3, x: Tensor, weight: Tensor, bias: Tensor |
     throw new PulmoError(
       `${op}: 'x' ${shapeStr(x.shape)} padded by ${shapeStr(padding)} is smaller than the dilated kernel of 'weight' ${shapeStr(weight.shape)} (dilation ${shapeStr(dilation)})`,
     );
+  // 3×3 stride-1 2-D convs with enough channels run as Winograd F(m×m, 3×3) (winograd.ts): fewer
+  // multiplies, the work in batched GEMMs; measured crossover and accuracy there
+  if (nd === 2 && winogradEligible(x, weight, opts)) return winogradConv2d(x, weight, bias ?? null, [padding[0]!, padding[1]!]);
   const g: Geometry = { batch, groups, k: to3(ksz, 1), stride: to3(stride, 1), pad: to3(padding, 0), dil: to3(dilation, 1) };
   return convOp(op, false, x, weight, bias ?? null, cout, outSp, g);
 }
