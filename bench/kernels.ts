@@ -2,7 +2,8 @@
 // side with the peer runtimes on the same adapter (bench/peers/runtimes.ts).
 // `npm run bench:kernels` (issue 7 sizes), `-- --quick` (sizes ÷ 2 per axis, a few minutes),
 // `-- --no-peers` (ours only), `-- --only <substring>` (kernels whose name contains it; results
-// then go to kernels[.quick].only.json/md).
+// then go to kernels[.quick].only.json/md, or with `--merge` replace those kernels' rows in
+// kernels[.quick].json/md, each row keeping the date it was measured).
 // Each figure: median of ≥ 5 timed runs after one warm-up, GPU completion included.
 import { setGpuProvider } from "../src/node.ts";
 import { installNavigatorGpu, OrtWebPeer, OrtNodePeer, TfjsPeer, type OnnxCase, type TfCase, type PeerTime } from "./peers/runtimes.ts";
@@ -11,13 +12,18 @@ import {
   conv3d, convTranspose3d, instanceNorm, batchNorm, layerNorm, softmax, matmul, linear, leakyRelu,
   maxPool3d, upsample, msDeformAttn3d, convLstm2d, Adam, SGD, cast
 } from "../src/node.ts";
-import { fmaCeiling as measureFma, copyCeiling as measureCopy, loadFmaCeiling, randData, writeResult } from "./common.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fmaCeiling as measureFma, copyCeiling as measureCopy, loadFmaCeiling, randData, resultsDir, writeResult } from "./common.ts";
 import type { OnnxGraph, OnnxNode } from "./peers/onnx.ts";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const withPeers = !argv.includes("--no-peers");
 const only = argv.includes("--only") ? argv[argv.indexOf("--only") + 1]! : "";
+const merge = argv.includes("--merge");
+if (merge && !only) throw new Error("--merge needs --only <substring>: it replaces those kernels' rows in the full results");
+const startedAt = new Date().toISOString();
 const reps = 5;
 
 // One GPU object for us and the peers: the same Dawn instance and adapter.
@@ -37,6 +43,8 @@ interface Row {
   fraction: number;
   /** time_peer / time_ours per peer (> 1: ours is faster) */
   peers: Partial<Record<PeerName, PeerCell>>;
+  /** when the row was measured (rows merged in later with --merge keep their own date) */
+  measured?: string;
 }
 
 const ortWeb = withPeers ? await OrtWebPeer.start().then(async (p) => {
@@ -509,23 +517,45 @@ function writeResults(): void {
     "tfjs webgpu": tfjs instanceof TfjsPeer ? `tfjs-core ${tfjs.version()}, backend ${tfjs.tf.getBackend()}` : startError(tfjs),
     "onnxruntime-node cpu": ortNode instanceof OrtNodePeer ? "onnxruntime-node" : startError(ortNode),
   };
+  const base = quick ? "kernels.quick" : "kernels";
+  for (const r of rows) r.measured ??= startedAt;
+  let outRows = rows;
+  let date = startedAt;
+  let prev: { date: string; rows: Row[]; ceilings: unknown } | null = null;
+  if (merge) {
+    // the full run's rows, with this run's rows in place of the kernels it re-measured
+    prev = JSON.parse(readFileSync(join(resultsDir, `${base}.json`), "utf8"));
+    const rerun = new Set(rows.map((r) => r.kernel));
+    outRows = [];
+    for (const r of prev!.rows) {
+      if (!rerun.has(r.kernel)) outRows.push({ ...r, measured: r.measured ?? prev!.date });
+      else if (!outRows.some((o) => o.kernel === r.kernel)) outRows.push(...rows.filter((n) => n.kernel === r.kernel));
+    }
+    for (const r of rows) if (!outRows.includes(r)) outRows.push(r);
+    date = prev!.date;
+  }
   const result = {
-    adapter: device.adapterDescription, date: new Date().toISOString(), quick, reps,
+    adapter: device.adapterDescription, date, quick, reps,
     ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2), exp_copy_gbps: +expCopy.toFixed(2), conv_loop_gflops: Object.fromEntries(Object.entries(convLoop).map(([k, v]) => [k, +v.toFixed(2)])) },
     peers: withPeers ? peerInfo : null, ort_webgpu_placement: placements, agreement_with_onnxruntime_node: agreement,
-    tfjs_console: tfjs instanceof TfjsPeer ? tfjs.warnings.slice(0, 20) : [], rows,
+    tfjs_console: tfjs instanceof TfjsPeer ? tfjs.warnings.slice(0, 20) : [], rows: outRows,
+    ...(prev ? { merged: { ceilings_of_the_full_run: prev.ceilings, ceilings_of_this_run: null as unknown } } : {}),
   };
-  const name = (quick ? "kernels.quick" : "kernels") + (only ? ".only" : "");
+  if (prev) result.merged!.ceilings_of_this_run = result.ceilings;
+  if (prev) result.ceilings = prev.ceilings as typeof result.ceilings;
+  const name = base + (only && !merge ? ".only" : "");
+  const remeasured = [...new Set(outRows.filter((r) => r.measured !== date).map((r) => `${r.kernel} (${r.measured!.slice(0, 16).replace("T", " ")})`))];
   writeResult(`${name}.json`, JSON.stringify(result, null, 2) + "\n");
   const ratio = (c?: PeerCell) => (c?.ratio !== undefined ? `×${c.ratio}` : c?.error ? "—" : "");
   const md = [
     `# Kernel bench (${quick ? "quick sizes" : "issue 7 sizes"})`, "",
-    `Adapter: ${device.adapterDescription}. Ceilings measured in the same run: FMA ${fmaCeiling.toFixed(1)} GFLOP/s, copy ${copyCeiling.toFixed(1)} GB/s (the same copy taking one exp per value: ${expCopy.toFixed(1)} GB/s). ` +
+    `Adapter: ${device.adapterDescription}. Ceilings measured at the start of the run: FMA ${result.ceilings.fma_gflops.toFixed(1)} GFLOP/s, copy ${result.ceilings.copy_gbps.toFixed(1)} GB/s (the same copy taking one exp per value: ${result.ceilings.exp_copy_gbps.toFixed(1)} GB/s). ` +
     `Median of ${reps} after warm-up, GPU completion included; backward = (forward + backward) − forward. ` +
     `Each timed run is followed by a short probe of the matching ceiling; % of ceiling is the median of run rate / probe (the machine is shared, see bench/NOTES.md). ` +
-    `Peer columns: time_peer / time_ours (> 1: ours faster); — = not available (reason in kernels.json and bench/NOTES.md).`, "",
+    `Peer columns: time_peer / time_ours (> 1: ours faster); — = not available (reason in kernels.json and bench/NOTES.md).` +
+    (remeasured.length ? ` Run of ${date.slice(0, 16).replace("T", " ")} UTC; rows re-measured later (--merge), each with its own ceiling probes: ${remeasured.join(", ")}.` : ""), "",
     "| kernel | dir | shape | ms | GFLOP/s | GB/s | ceiling beside it | % of ceiling | vs ORT-web WebGPU | vs tfjs WebGPU | vs ORT-node CPU |", "|---|---|---|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.kernel} | ${r.direction} | ${r.shape} | ${r.ms} | ${r.gflops ?? ""} | ${r.gbps ?? ""} | ${r.ceiling} ${r.gflops !== undefined ? "GFLOP/s" : "GB/s"} | ${(r.fraction * 100).toFixed(1)} | ${ratio(r.peers["onnxruntime-web webgpu"])} | ${ratio(r.peers["tfjs webgpu"])} | ${ratio(r.peers["onnxruntime-node cpu"])} |`),
+    ...outRows.map((r) => `| ${r.kernel} | ${r.direction} | ${r.shape} | ${r.ms} | ${r.gflops ?? ""} | ${r.gbps ?? ""} | ${r.ceiling} ${r.gflops !== undefined ? "GFLOP/s" : "GB/s"} | ${(r.fraction * 100).toFixed(1)} | ${ratio(r.peers["onnxruntime-web webgpu"])} | ${ratio(r.peers["tfjs webgpu"])} | ${ratio(r.peers["onnxruntime-node cpu"])} |`),
   ].join("\n");
   writeResult(`${name}.md`, md + "\n");
 }

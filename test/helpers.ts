@@ -87,3 +87,20 @@ export function referenceKeyLines(name: string): { lines: string[]; kept: string
 /** A module's state dict as "key [shape]" lines, comparable with referenceKeyLines. */
 export const stateDictLines = (m: { stateDict(): Map<string, { shape: readonly number[] }> }): string[] =>
   [...m.stateDict()].map(([k, t]) => `${k} [${t.shape.join(", ")}]`);
+
+/** `actual` matches a float64 reference within the golden README's default tolerances
+ * (rel_l2 1e-5, max_abs_rel 1e-4), every value finite. */
+export function expectGoldenClose(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string): void {
+  expect(actual.length, what).toBe(ref.length);
+  let diff2 = 0, ref2 = 0, maxDiff = 0, maxRef = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const dd = Math.abs(actual[i]! - ref[i]!);
+    expect(Number.isFinite(actual[i]!), `${what}[${i}] finite`).toBe(true);
+    diff2 += dd * dd;
+    ref2 += ref[i]! * ref[i]!;
+    maxDiff = Math.max(maxDiff, dd);
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+  }
+  expect(Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1e-12), `${what} rel_l2`).toBeLessThan(1e-5);
+  expect(maxDiff / Math.max(maxRef, 1e-12), `${what} max_abs_rel`).toBeLessThan(1e-4);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { goldenSuite, useDevice } from "../helpers.ts";
+import { goldenSuite, useDevice, expectGoldenClose } from "../helpers.ts";
 import { uniform } from "../random.ts";
 import {
   Tensor,
@@ -98,20 +98,6 @@ function reference(
   return { y, yShape, gx, gw, gb, dy };
 }
 
-function expectClose(actual: ArrayLike<number>, ref: number[], what: string): void {
-  expect(actual.length, what).toBe(ref.length);
-  let diff2 = 0, ref2 = 0, maxDiff = 0, maxRef = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const dd = Math.abs(actual[i]! - ref[i]!);
-    expect(Number.isFinite(actual[i]!), `${what}[${i}] finite`).toBe(true);
-    diff2 += dd * dd;
-    ref2 += ref[i]! * ref[i]!;
-    maxDiff = Math.max(maxDiff, dd);
-    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
-  }
-  expect(Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1e-12), `${what} rel_l2`).toBeLessThan(1e-5);
-  expect(maxDiff / Math.max(maxRef, 1e-12), `${what} max_abs_rel`).toBeLessThan(1e-4);
-}
 
 type ConvFn = (x: Tensor, w: Tensor, b?: Tensor | null, o?: ConvTransposeOptions) => Tensor;
 interface Spec {
@@ -136,10 +122,10 @@ async function checkAgainstReference(dev: Device, c: Spec, seed: number): Promis
   expect(y.shape).toEqual(ref.yShape);
   const seedT = Tensor.from(dev, ref.dy, ref.yShape);
   backward([y], [seedT]);
-  expectClose(await y.read(), ref.y, `${c.name} y`);
-  expectClose(await x.grad!.read(), ref.gx, `${c.name} grad_x`);
-  expectClose(await w.grad!.read(), ref.gw, `${c.name} grad_weight`);
-  if (b) expectClose(await b.grad!.read(), ref.gb, `${c.name} grad_bias`);
+  expectGoldenClose(await y.read(), ref.y, `${c.name} y`);
+  expectGoldenClose(await x.grad!.read(), ref.gx, `${c.name} grad_x`);
+  expectGoldenClose(await w.grad!.read(), ref.gw, `${c.name} grad_weight`);
+  if (b) expectGoldenClose(await b.grad!.read(), ref.gb, `${c.name} grad_bias`);
   for (const t of [x, w, b, y, seedT, x.grad, w.grad, b?.grad]) t?.dispose();
 }
 
@@ -357,7 +343,7 @@ describe("conv against a float64 reference (shapes outside the golden set)", () 
       x.requiresGrad = true;
       const y = c.fn(x, w, null, c.opts);
       backward([y], [Tensor.from(d, ref.dy, ref.yShape)]);
-      expectClose(await x.grad!.read(), ref.gx, `${c.name} grad_x only`);
+      expectGoldenClose(await x.grad!.read(), ref.gx, `${c.name} grad_x only`);
       expect(w.grad).toBeNull();
     }
   });

@@ -2,7 +2,7 @@
 // float64 reference and the direct conv2d, the eligible conv2d golden cases run through it, and
 // the eligibility predicate. Tolerances are the conv tests' (rel_l2 1e-5, max_abs_rel 1e-4).
 import { describe, expect, it } from "vitest";
-import { goldenCases, useDevice } from "../helpers.ts";
+import { goldenCases, useDevice, expectGoldenClose } from "../helpers.ts";
 import { uniform } from "../random.ts";
 import { Tensor, backward, conv2d, PulmoError, type Device } from "../../src/node.ts";
 import { defaultTile, winogradConv2d, winogradEligible, WINOGRAD_F4_MAX_CIN, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_CHANNEL_PRODUCT } from "../../src/graph/ops/winograd.ts";
@@ -38,20 +38,6 @@ function reference(x: number[], xs: number[], w: number[], cout: number, b: numb
   return { y, yShape: [N, cout, OH, OW], gx, gw, gb };
 }
 
-function expectClose(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string): void {
-  expect(actual.length, what).toBe(ref.length);
-  let diff2 = 0, ref2 = 0, maxDiff = 0, maxRef = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const dd = Math.abs(actual[i]! - ref[i]!);
-    expect(Number.isFinite(actual[i]!), `${what}[${i}] finite`).toBe(true);
-    diff2 += dd * dd;
-    ref2 += ref[i]! * ref[i]!;
-    maxDiff = Math.max(maxDiff, dd);
-    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
-  }
-  expect(Math.sqrt(diff2) / Math.max(Math.sqrt(ref2), 1e-12), `${what} rel_l2`).toBeLessThan(1e-5);
-  expect(maxDiff / Math.max(maxRef, 1e-12), `${what} max_abs_rel`).toBeLessThan(1e-4);
-}
 
 interface Spec {
   name: string;
@@ -89,13 +75,13 @@ async function checkSpec(dev: Device, c: Spec, seed: number, tile: 2 | 4, backTi
     const y = winogradConv2d(x, w, b, c.pad, tile, backTile);
     expect(y.shape).toEqual(ref.yShape);
     backward([y], [Tensor.from(dev, dyh, ref.yShape)]);
-    expectClose(await y.read(), ref.y, `${c.name} y`);
-    expectClose(await x.grad!.read(), ref.gx, `${c.name} grad_x`);
-    expectClose(await w.grad!.read(), ref.gw, `${c.name} grad_weight`);
-    if (b) expectClose(await b.grad!.read(), ref.gb, `${c.name} grad_bias`);
+    expectGoldenClose(await y.read(), ref.y, `${c.name} y`);
+    expectGoldenClose(await x.grad!.read(), ref.gx, `${c.name} grad_x`);
+    expectGoldenClose(await w.grad!.read(), ref.gw, `${c.name} grad_weight`);
+    if (b) expectGoldenClose(await b.grad!.read(), ref.gb, `${c.name} grad_bias`);
     // and the direct conv2d on the same inputs
     const yd = conv2d(x, w, b, { padding: c.pad });
-    expectClose(await y.read(), await yd.read(), `${c.name} y vs conv2d`);
+    expectGoldenClose(await y.read(), await yd.read(), `${c.name} y vs conv2d`);
     for (const t of [x, w, b, y, yd, x.grad, w.grad, b?.grad]) t?.dispose();
   }
 }
@@ -115,7 +101,7 @@ describe("winogradConv2d", () => {
     x.requiresGrad = true;
     const y = winogradConv2d(x, w, null, [1, 1]);
     backward([y], [Tensor.from(d, dyh, [2, 5, 6, 6])]);
-    expectClose(await x.grad!.read(), ref.gx, "grad_x");
+    expectGoldenClose(await x.grad!.read(), ref.gx, "grad_x");
     expect(w.grad).toBeNull();
     const y2 = winogradConv2d(Tensor.from(d, uniform(20 * 9, 3), [1, 20, 3, 3]), Tensor.from(d, uniform(2 * 20 * 9, 4), [2, 20, 3, 3]), null, [0, 0]);
     expect(y2.shape).toEqual([1, 2, 1, 1]);
@@ -132,7 +118,7 @@ describe("winogradConv2d", () => {
     expect(defaultTile(3, 8, 64)).toBe(2);
     const x = Tensor.from(d, xh, xs), w = Tensor.from(d, wh, [cout, xs[1]!, 3, 3]);
     const y = winogradConv2d(x, w, null, [1, 1], 4);
-    expectClose(await y.read(), ref.y, "y");
+    expectGoldenClose(await y.read(), ref.y, "y");
     for (const t of [x, w, y]) t.dispose();
   });
 
@@ -203,10 +189,10 @@ describe("conv2d routes eligible layers to the Winograd path", () => {
     const y = conv2d(x, w, b, { padding: 1 });
     backward([y], [Tensor.from(d, dyh, ref.yShape)]);
     expect(d.pipelines.kernels).toContain("conv/winograd2d");
-    expectClose(await y.read(), ref.y, "y");
-    expectClose(await x.grad!.read(), ref.gx, "grad_x");
-    expectClose(await w.grad!.read(), ref.gw, "grad_weight");
-    expectClose(await b.grad!.read(), ref.gb, "grad_bias");
+    expectGoldenClose(await y.read(), ref.y, "y");
+    expectGoldenClose(await x.grad!.read(), ref.gx, "grad_x");
+    expectGoldenClose(await w.grad!.read(), ref.gw, "grad_weight");
+    expectGoldenClose(await b.grad!.read(), ref.gb, "grad_bias");
     // stride 2 is not eligible: the direct kernels
     expect(winogradEligible(x, w, { padding: 1, stride: 2 })).toBe(false);
   });

@@ -209,9 +209,12 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   // at least 8 lanes, conv_grad_weight_sg spreads the (workgroup-uniform) A reads over the
   // subgroup, which makes up to 16 channels × 8 columns pay (k3 32→32: ≈ 2.5× on lavapipe,
   // bench/NOTES.md); 8 columns only where there are enough columns to fill a workgroup.
-  const sg = device.subgroupSize;
-  const useSg = sg !== null && sg >= 8;
+  // Only where the columns fill at least one workgroup: every lane of the subgroup kernel
+  // computes (no early return), so mostly idle workgroups cost it more than the portable kernel
+  // (k1 32→32: 32 columns, 2.8× slower; k5 1→16: 125 columns, 1.13×; measured on lavapipe).
   const ncol = bcG * numel(g.k);
+  const sg = device.subgroupSize;
+  const useSg = sg !== null && sg >= 8 && ncol >= COLUMN_BLOCK * TILE;
   const wide = useSg && ncol >= SG_COLUMN_BLOCK * TILE;
   const cpi = wide ? SG_COLUMN_BLOCK : COLUMN_BLOCK;
   // main_win: rows of all KW taps whose B loads slide along ow, where a window of at most 8
