@@ -23,6 +23,16 @@ const withPeers = !argv.includes("--no-peers");
 const only = argv.includes("--only") ? argv[argv.indexOf("--only") + 1]! : "";
 const merge = argv.includes("--merge");
 if (merge && !only) throw new Error("--merge needs --only <substring>: it replaces those kernels' rows in the full results");
+const resultsBase = quick ? "kernels.quick" : "kernels";
+/** --merge: the full run whose rows this run's rows replace (read first, so a missing file fails before any timing) */
+const fullRun: { date: string; rows: Row[]; ceilings: unknown } | null = merge ? (() => {
+  const path = join(resultsDir, `${resultsBase}.json`);
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`--merge: cannot read the full results ${path} (${(e as Error).message}); run without --only first`);
+  }
+})() : null;
 const startedAt = new Date().toISOString();
 const reps = 5;
 
@@ -517,33 +527,31 @@ function writeResults(): void {
     "tfjs webgpu": tfjs instanceof TfjsPeer ? `tfjs-core ${tfjs.version()}, backend ${tfjs.tf.getBackend()}` : startError(tfjs),
     "onnxruntime-node cpu": ortNode instanceof OrtNodePeer ? "onnxruntime-node" : startError(ortNode),
   };
-  const base = quick ? "kernels.quick" : "kernels";
   for (const r of rows) r.measured ??= startedAt;
   let outRows = rows;
   let date = startedAt;
-  let prev: { date: string; rows: Row[]; ceilings: unknown } | null = null;
-  if (merge) {
+  const prev = fullRun;
+  if (prev) {
     // the full run's rows, with this run's rows in place of the kernels it re-measured
-    prev = JSON.parse(readFileSync(join(resultsDir, `${base}.json`), "utf8"));
     const rerun = new Set(rows.map((r) => r.kernel));
     outRows = [];
-    for (const r of prev!.rows) {
-      if (!rerun.has(r.kernel)) outRows.push({ ...r, measured: r.measured ?? prev!.date });
+    for (const r of prev.rows) {
+      if (!rerun.has(r.kernel)) outRows.push({ ...r, measured: r.measured ?? prev.date });
       else if (!outRows.some((o) => o.kernel === r.kernel)) outRows.push(...rows.filter((n) => n.kernel === r.kernel));
     }
     for (const r of rows) if (!outRows.includes(r)) outRows.push(r);
-    date = prev!.date;
+    date = prev.date;
   }
+  const ceilings = { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2), exp_copy_gbps: +expCopy.toFixed(2), conv_loop_gflops: Object.fromEntries(Object.entries(convLoop).map(([k, v]) => [k, +v.toFixed(2)])) };
   const result = {
     adapter: device.adapterDescription, date, quick, reps,
-    ceilings: { fma_gflops: +fmaCeiling.toFixed(2), copy_gbps: +copyCeiling.toFixed(2), exp_copy_gbps: +expCopy.toFixed(2), conv_loop_gflops: Object.fromEntries(Object.entries(convLoop).map(([k, v]) => [k, +v.toFixed(2)])) },
+    // merged: the full run's start-of-run ceilings stay; this run's go beside them
+    ceilings: (prev?.ceilings ?? ceilings) as typeof ceilings,
+    ...(prev ? { merged_run_ceilings: ceilings } : {}),
     peers: withPeers ? peerInfo : null, ort_webgpu_placement: placements, agreement_with_onnxruntime_node: agreement,
     tfjs_console: tfjs instanceof TfjsPeer ? tfjs.warnings.slice(0, 20) : [], rows: outRows,
-    ...(prev ? { merged: { ceilings_of_the_full_run: prev.ceilings, ceilings_of_this_run: null as unknown } } : {}),
   };
-  if (prev) result.merged!.ceilings_of_this_run = result.ceilings;
-  if (prev) result.ceilings = prev.ceilings as typeof result.ceilings;
-  const name = base + (only && !merge ? ".only" : "");
+  const name = resultsBase + (only && !merge ? ".only" : "");
   const remeasured = [...new Set(outRows.filter((r) => r.measured !== date).map((r) => `${r.kernel} (${r.measured!.slice(0, 16).replace("T", " ")})`))];
   writeResult(`${name}.json`, JSON.stringify(result, null, 2) + "\n");
   const ratio = (c?: PeerCell) => (c?.ratio !== undefined ? `×${c.ratio}` : c?.error ? "—" : "");

@@ -1,5 +1,12 @@
 import { PulmoError, Tensor, shapeStr, type Device } from "../runtime/index.ts";
 
+/** Whether the `*_sg.wgsl` kernels that spread a workgroup-uniform load over the subgroup (lane l
+ * loads value l % 8, subgroupBroadcast from lanes 0..7 hands it to all) can run: the device has
+ * a fixed subgroup size of at least 8. */
+export function spreadsOverSubgroup(device: Device): boolean {
+  return (device.subgroupSize ?? 0) >= 8;
+}
+
 /** Workgroups for a 1D kernel over n elements with the given workgroup size. */
 export function groups1d(n: number, workgroupSize = 64): number {
   return Math.ceil(n / workgroupSize);

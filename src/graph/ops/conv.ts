@@ -17,7 +17,7 @@ import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { winogradConv2d, winogradEligible } from "./winograd.ts";
 import { kernelName, requireFeature } from "../../runtime/kernels.ts";
 import { needsGrad, record } from "../tape.ts";
-import { expectFloat, expectRank, expectSameDevice, groups1d, label } from "../launch.ts";
+import { expectFloat, expectRank, expectSameDevice, groups1d, label, spreadsOverSubgroup } from "../launch.ts";
 import { convDepthSlabs, recordConvSplit } from "./split.ts";
 
 export interface ConvOptions {
@@ -169,8 +169,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   // over the subgroup (≈ 1.9× on lavapipe, bench/NOTES.md), for every window that fits (a
   // 1-wide kernel too: there the window is just the VOX inputs).
   const fits = !transposed && vox > 1 && win <= DIRECT_WINDOW;
-  const sg = device.subgroupSize;
-  const useSg = fits && sg !== null && sg >= 8;
+  const useSg = fits && spreadsOverSubgroup(device);
   if (useSg || (fits && g.k[2] > 1 && win < vox * g.k[2])) Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
   const base = transposed ? "conv/conv_transposed" : useSg ? "conv/conv_direct_sg" : "conv/conv_direct";
   if (transposed) {
@@ -208,13 +207,12 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
   // CPI columns × OCB A channels per invocation: CPI * OCB <= 32 accumulators. With subgroups of
   // at least 8 lanes, conv_grad_weight_sg spreads the (workgroup-uniform) A reads over the
   // subgroup, which makes up to 16 channels × 8 columns pay (k3 32→32: ≈ 2.5× on lavapipe,
-  // bench/NOTES.md); 8 columns only where there are enough columns to fill a workgroup.
-  // Only where the columns fill at least one workgroup: every lane of the subgroup kernel
-  // computes (no early return), so mostly idle workgroups cost it more than the portable kernel
-  // (k1 32→32: 32 columns, 2.8× slower; k5 1→16: 125 columns, 1.13×; measured on lavapipe).
+  // bench/NOTES.md). It runs only where the columns fill a workgroup (8 columns per invocation
+  // where they fill one at that width): every lane of it computes (no early return), so mostly
+  // idle workgroups cost it more than the portable kernel (k1 32→32: 32 columns, 2.8× slower;
+  // k5 1→16: 125 columns, 1.13×; measured on lavapipe).
   const ncol = bcG * numel(g.k);
-  const sg = device.subgroupSize;
-  const useSg = sg !== null && sg >= 8 && ncol >= COLUMN_BLOCK * TILE;
+  const useSg = spreadsOverSubgroup(device) && ncol >= COLUMN_BLOCK * TILE;
   const wide = useSg && ncol >= SG_COLUMN_BLOCK * TILE;
   const cpi = wide ? SG_COLUMN_BLOCK : COLUMN_BLOCK;
   // main_win: rows of all KW taps whose B loads slide along ow, where a window of at most 8

@@ -4,7 +4,7 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
 import { overBindingLimit, splitRows, unsplittable } from "./split.ts";
-import { contiguousStrides, expectFloat, expectRank, expectSameDevice, label } from "../launch.ts";
+import { contiguousStrides, expectFloat, expectRank, expectSameDevice, label, spreadsOverSubgroup } from "../launch.ts";
 import { broadcastShapes, sumToShape } from "./elementwise.ts";
 
 /** Lanes per workgroup along N (kernels/matmul/matmul.wgsl's workgroup size). */
@@ -78,8 +78,7 @@ export function gemm(
   // tiny products do not compute mostly clamped rows/columns. With subgroups of >= 8 lanes and
   // at least 8 rows, matmul_sg spreads the a loads over the subgroup (RN + RM / 8 loads per k
   // instead of RN + RM; bench/NOTES.md) and takes up to 32 rows x 4 columns.
-  const sg = a.device.subgroupSize;
-  const useSg = sg !== null && sg >= 8 && M > 4;
+  const useSg = spreadsOverSubgroup(a.device) && M > 4;
   const RM = useSg ? block(M, SG_MAX_RM) : block(M, MAX_RM);
   const RN = block(Math.ceil(N / LANES), useSg ? Math.min(MAX_RN, SG_ACC / RM) : MAX_RN);
   const tilesN = Math.ceil(N / (LANES * RN));

@@ -600,17 +600,18 @@ function statsBindings(st: SegStats, dummy: Tensor) {
 
 /** seg_subgroup.wgsl (a workgroup is one subgroup, no barrier) where the device has a fixed
  * subgroup size, else seg.wgsl (workgroup trees of 64). */
-function segKernel(dev: Device): { kernel: string; constants: { WG: number } } {
+function segKernel(dev: Device): { kernel: string; wg: number } {
   const sg = dev.subgroupSize;
-  return sg ? { kernel: "norm/seg_subgroup", constants: { WG: sg } } : { kernel: "norm/seg", constants: { WG: 64 } };
+  return sg ? { kernel: "norm/seg_subgroup", wg: sg } : { kernel: "norm/seg", wg: 64 };
 }
 
 function segStats(op: string, x: Tensor, P: SegPlan): Tensor {
   const part = Tensor.empty(x.device, [P.groups * P.splits * 3]);
+  const sk = segKernel(x.device);
   x.device.dispatch({
-    kernel: segKernel(x.device).kernel,
+    kernel: sk.kernel,
     entry: "stats",
-    constants: { ...segKernel(x.device).constants, V4: P.v4 ? 1 : 0 },
+    constants: { WG: sk.wg, V4: P.v4 ? 1 : 0 },
     bindings: { x, xv: x, part },
     uniforms: segUniforms(P, 0),
     workgroups: P.groups * P.splits,
@@ -622,10 +623,11 @@ function segStats(op: string, x: Tensor, P: SegPlan): Tensor {
 function segApply(op: string, x: Tensor, P: SegPlan, st: SegStats, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
   const y = Tensor.empty(x.device, x.shape);
   const v4 = P.v4 && x.byteOffset % 16 === 0;
+  const sk = segKernel(x.device);
   x.device.dispatch({
-    kernel: segKernel(x.device).kernel,
+    kernel: sk.kernel,
     entry: v4 ? "apply4" : "apply1",
-    constants: { ...segKernel(x.device).constants, FIXED: "part" in st ? 0 : 1, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    constants: { WG: sk.wg, FIXED: "part" in st ? 0 : 1, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
     bindings: { x, xv: x, ...statsBindings(st, x), weight: weight ?? x, bias: bias ?? x, out: y, outv: y },
     uniforms: segUniforms(P, eps),
     workgroups: P.groups * P.splits,
@@ -638,10 +640,11 @@ function segApply(op: string, x: Tensor, P: SegPlan, st: SegStats, weight: Tenso
 function segGsum(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, eps: number): Tensor {
   const gpart = Tensor.empty(x.device, [2 * P.groups * P.splits]);
   const v4 = P.v4 && x.byteOffset % 16 === 0 && dy.byteOffset % 16 === 0;
+  const sk = segKernel(x.device);
   x.device.dispatch({
-    kernel: segKernel(x.device).kernel,
+    kernel: sk.kernel,
     entry: "gsum",
-    constants: { ...segKernel(x.device).constants, V4: v4 ? 1 : 0, FIXED: "part" in st ? 0 : 1 },
+    constants: { WG: sk.wg, V4: v4 ? 1 : 0, FIXED: "part" in st ? 0 : 1 },
     bindings: { x, xv: x, dy, dyv: dy, ...statsBindings(st, x), gpart },
     uniforms: segUniforms(P, eps),
     workgroups: P.groups * P.splits,
@@ -653,10 +656,11 @@ function segGsum(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, ep
 function segBwd(op: string, x: Tensor, dy: Tensor, P: SegPlan, st: SegStats, weight: Tensor | null, gsp: Tensor | null, eps: number): Tensor {
   const dx = Tensor.empty(x.device, x.shape);
   const v4 = P.v4 && x.byteOffset % 16 === 0 && dy.byteOffset % 16 === 0;
+  const sk = segKernel(x.device);
   x.device.dispatch({
-    kernel: segKernel(x.device).kernel,
+    kernel: sk.kernel,
     entry: v4 ? "bwd4" : "bwd1",
-    constants: { ...segKernel(x.device).constants, FIXED: gsp ? 0 : 1, HAS_W: weight ? 1 : 0 },
+    constants: { WG: sk.wg, FIXED: gsp ? 0 : 1, HAS_W: weight ? 1 : 0 },
     bindings: { x, xv: x, dy, dyv: dy, ...statsBindings(st, x), weight: weight ?? x, gsp: gsp ?? x, out: dx, outv: dx },
     uniforms: segUniforms(P, eps),
     workgroups: P.groups * P.splits,

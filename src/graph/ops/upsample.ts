@@ -143,7 +143,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     let cur = dy;
     const shape = [...outSp];
     // ×2 along d (linear without align_corners, or nearest): fixed adjoint weights
-    const x2 = (d: number) => !align && outSp[d] === 2 * inSp[d]! && geometry.ratio[d] === 0.5;
+    const x2 = (d: number) => !align && doubled(d);
     // linear without align_corners at an integer factor S (out = S in, ratio exactly 1 / S): S, else 0
     const factor = (d: number) => {
       const f = outSp[d]! / inSp[d]!;
