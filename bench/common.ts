@@ -31,8 +31,9 @@ export async function timings(device: Device, fn: () => void, reps: number, afte
 }
 
 /** FMA ceiling (GFLOP/s): `invocations` threads of kernels/bench/fma.wgsl, each 64 FLOP per iteration
- * (8 independent vec4 FMA chains), median of `reps` after a warm-up. */
-export async function fmaCeiling(device: Device, reps: number, iters: number, invocations = 65536): Promise<number> {
+ * (8 independent vec4 FMA chains), median of `reps` after a warm-up. The default 256k threads: with
+ * 64k the fixed cost of a dispatch and its completion kept the probe 10–20 % low (NOTES.md, fifth pass). */
+export async function fmaCeiling(device: Device, reps: number, iters: number, invocations = 262144): Promise<number> {
   const out = Tensor.empty(device, [invocations]);
   const ms = await median(device, () => device.dispatch({ kernel: "bench/fma", bindings: { out }, uniforms: { iters, seed: 0.5 }, workgroups: invocations / 64, label: "fma ceiling" }), reps);
   out.dispose();
@@ -40,9 +41,11 @@ export async function fmaCeiling(device: Device, reps: number, iters: number, in
 }
 
 /** Copy ceiling (GB/s, bytes read + written) of kernels/bench/copy.wgsl over `n` floats (n divisible
- * by 256), `groups` grid-striding workgroups (default: at most 1024, see copy.wgsl). `exp`: the
- * same copy writing exp(x), what a kernel that takes one exp per value can reach at best. */
-export async function copyCeiling(device: Device, reps: number, n: number, groups = Math.min(1024, n / 256), exp = false): Promise<number> {
+ * by 256), `groups` grid-striding workgroups; the default gives each invocation COPY_PER_LANE vec4s
+ * ( the best of 4–32 in the fifth pass's sweep, NOTES.md). `exp`: the same copy writing
+ * exp(x), what a kernel that takes one exp per value can reach at best. */
+export const COPY_PER_LANE = 16;
+export async function copyCeiling(device: Device, reps: number, n: number, groups = Math.max(1, Math.floor(n / 4 / 64 / COPY_PER_LANE)), exp = false): Promise<number> {
   const x = exp ? Tensor.from(device, randData([n]), [n]) : Tensor.zeros(device, [n]), y = Tensor.empty(device, [n]);
   const ms = await median(device, () => device.dispatch({ kernel: "bench/copy", constants: { EXP: exp ? 1 : 0 }, bindings: { x, y }, uniforms: { n4: n / 4 }, workgroups: groups, label: exp ? "exp-copy rate" : "copy ceiling" }), reps);
   x.dispose();

@@ -66,11 +66,14 @@ const tfjs = withPeers ? await TfjsPeer.start().catch((e) => e as Error) : null;
 const startError = (p: unknown) => (p instanceof Error ? `could not start: ${p.message}` : undefined);
 
 // Ceilings
-const fmaCeiling = await measureFma(device, reps, quick ? 128 : 512);
-const copyCeiling = await measureCopy(device, reps, (quick ? 8 : 32) * 1024 * 1024 / 4);
+// Probe sizes (FMA_PROBE_ITERS rounds on 256k threads ≈ 9 GFLOP; COPY_PROBE_FLOATS: 64 MiB each way,
+// past the host's caches) are the same for the start-of-run and beside-run probes, and for --quick.
+const FMA_PROBE_ITERS = 512, COPY_PROBE_FLOATS = 16 * 1024 * 1024;
+const fmaCeiling = await measureFma(device, reps, FMA_PROBE_ITERS);
+const copyCeiling = await measureCopy(device, reps, COPY_PROBE_FLOATS);
 // The same copy with one exp per value: the best a kernel that takes an exp of every value it
 // moves (softmax) can do.
-const expCopy = await measureCopy(device, reps, (quick ? 8 : 32) * 1024 * 1024 / 4, undefined, true);
+const expCopy = await measureCopy(device, reps, COPY_PROBE_FLOATS, undefined, true);
 console.log(`adapter: ${device.adapterDescription}`);
 // The conv-loop roofline (kernels/bench/load_fma.wgsl): what a loop of per-lane input loads × 16
 // FMAs reaches when the weights come from memory each step, from registers, or in a 4×16 tile.
@@ -98,7 +101,7 @@ const cell = (t: PeerTime | undefined, ours: number, note?: string): PeerCell =>
  * ceiling, so that with other processes competing for the cores every run is compared with the
  * ceiling measured right beside it. Returns the median ms and the per-run ceilings. */
 async function timedWithCeiling(fn: () => void, kind: "fma" | "copy"): Promise<{ times: number[]; ceilings: number[] }> {
-  const probe = () => (kind === "fma" ? measureFma(device, 1, quick ? 128 : 256) : measureCopy(device, 1, 4 * 1024 * 1024));
+  const probe = () => (kind === "fma" ? measureFma(device, 1, FMA_PROBE_ITERS) : measureCopy(device, 1, COPY_PROBE_FLOATS));
   fn();
   await device.flush();
   const times: number[] = [], ceilings: number[] = [];

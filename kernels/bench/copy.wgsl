@@ -1,6 +1,7 @@
 // Ceiling probe: memory only. y = x as vec4 (16 bytes read + 16 written per element step), over
-// a grid-striding loop: a few workgroups each walk many vectors, which on llvmpipe (where a
-// workgroup launch costs far more than a vector copy) is the fastest copy a kernel can do.
+// a grid-striding loop. On llvmpipe a workgroup launch costs far more than a vector copy, yet too
+// few workgroups stride so far apart that the host's prefetch stops helping: about 16 vectors per
+// invocation was the fastest (bench/common.ts COPY_PER_LANE; sweep in bench/NOTES.md).
 // EXP (override) writes exp(x) instead: the same copy with one exp per value, the floor of any
 // kernel that must take an exp of each value it moves (softmax).
 // Bindings: 0 uniforms, 1 x, 2 y.
