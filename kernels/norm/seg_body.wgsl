@@ -46,6 +46,20 @@ struct Params {
 
 // #include "common/welford"
 
+// Thirty-two values into a running Acc: their own mean and M2 exactly (deviations from their
+// mean, in registers), then one Chan update.
+fn add32(a: Acc, v: array<vec4<f32>, 8>) -> Acc {
+  var t = vec4<f32>(0.0);
+  for (var k = 0u; k < 8u; k++) { t += v[k]; }
+  let mb = dot(t, vec4<f32>(1.0 / 32.0));
+  var q = 0.0;
+  for (var k = 0u; k < 8u; k++) { let e = v[k] - mb; q += dot(e, e); }
+  let n = a.n + 32.0;
+  let d = mb - a.m;
+  let f = 32.0 / n;
+  return Acc(n, a.m + d * f, a.q + q + d * d * a.n * f);
+}
+
 // (mean, biased variance) of group g: fixed, or merged from the stats pass's chunk partials.
 fn group_stats(g: u32, lid: u32) -> vec2<f32> {
   if (FIXED) { return vec2<f32>(mean[g], var_[g]); }
@@ -87,7 +101,16 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let rl = run_at(t.g, j, t.j1);
     if (V4) {
       let b = rl.x / 4u;
-      for (var i = lid; i < rl.y / 4u; i += WG) { a = add4(a, xv[b + i]); }
+      let nv = rl.y / 4u;
+      var i = lid;
+      // eight vectors per step: one Chan update (one division) per 32 values, not per 4
+      while (i + 7u * WG < nv) {
+        var v: array<vec4<f32>, 8>;
+        for (var k = 0u; k < 8u; k++) { v[k] = xv[b + i + k * WG]; }
+        a = add32(a, v);
+        i += 8u * WG;
+      }
+      while (i < nv) { a = add4(a, xv[b + i]); i += WG; }
     } else {
       for (var i = lid; i < rl.y; i += WG) { a = add1(a, x[rl.x + i]); }
     }
