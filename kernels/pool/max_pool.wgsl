@@ -3,13 +3,17 @@
 // (they count as -inf), ties go to the first maximum in (d, h, w) scan order, NaN propagates.
 // Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 idx (u32 argmax per output, the
 // flat d*H*W + h*W + w within its [D, H, W] slice; written forward, read backward),
-// 3 dst (forward: y, backward: dx), 4 src4 (main_w2: x as vec4s).
+// 3 dst (forward: y, backward: dx), 4 src4 (main_w2, main_q: x as vec4s), 5 dst4 (main_q: y as
+// vec4s), 6 idx4 (main_q: the argmax as vec4s).
 // Trick: the backward is a gather, not a scatter: each input element visits the (at most
 // kd*kh*kw) windows that can contain it and sums dy where that window's argmax is itself, so
 // overlapping windows need no atomics and every dx element is written exactly once.
 // When no two windows share an input (stride >= dilation * (kernel - 1) + 1 in every dim, the
 // default stride = kernel among them) the op zero-fills dx and runs `scatter` instead: one
 // invocation per output writes dy into its argmax, as PyTorch does; no write can collide.
+// main_q: the D kernel (= D stride), a constant so the tap loops unroll.
+override KD: u32 = 2u;
+
 struct Params {
   ind: vec4<u32>,  // input D, H, W
   outd: vec4<u32>, // output D, H, W
@@ -17,13 +21,15 @@ struct Params {
   s: vec4<u32>,    // stride
   pad: vec4<u32>,  // padding
   dil: vec4<u32>,  // dilation
-  n: u32,          // threads: outputs (forward, scatter) or inputs (backward)
+  n: u32,          // threads: outputs (forward, scatter) or inputs (backward); main_q: quads
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dst4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> idx4: array<vec4<u32>>;
 
 const NO_INDEX: u32 = 0xffffffffu;
 
@@ -178,4 +184,71 @@ fn main_w2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   dst[o + 1u] = select(bitcast<f32>(ninf), b1, f1);
   idx[o] = a0;
   idx[o + 1u] = a1;
+}
+
+fn nan4(v: vec4<f32>) -> vec4<bool> {
+  return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
+// (w quad, oh, od, nc) of quad index i, quads counted row-major over [NC, OD, OH, OW / 4]
+fn quad_coords(i: u32) -> vec4<u32> {
+  let qw = p.outd.z / 4u;
+  let r = i / qw;
+  let ncod = r / p.outd.y;
+  return vec4<u32>(i % qw, r % p.outd.y, ncod % p.outd.x, ncod / p.outd.x);
+}
+
+// Windows of KD x 2 x 2 at stride KD x 2 x 2 without padding or dilation (2³ and 2D 2x2 pools,
+// the U-Nets' downsampling) on an input W that is a multiple of 8, so every output row is whole
+// quads: each iteration makes 4 consecutive outputs along W (one vec4 of y and one of idx) from
+// 2 aligned vec4s of each of the KD x 2 input rows, the even and odd columns compared as vec4s
+// (`take`'s rule: strict '>', a NaN wins, per lane with select). Lanes take consecutive quads,
+// so one workgroup's loads and stores are contiguous; the invocation grid-strides (launched with
+// about 8 quads per invocation) and walks its (quad, oh, od, nc) by a mixed-radix add of the
+// stride instead of dividing per quad. D floors like the general kernel (od * KD + kd < D).
+@compute @workgroup_size(64)
+fn main_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  let iw4 = p.ind.z / 4u;
+  let plane4 = p.ind.y * iw4;
+  let i0 = gid.x + gid.y * nwg.x * 64u;
+  var c = quad_coords(i0);
+  let dc = quad_coords(stride);
+  let lim = vec3<u32>(p.outd.z / 4u, p.outd.y, p.outd.x);
+  for (var i = i0; i < p.n; i += stride) {
+    let row = c.z * KD * p.ind.y + 2u * c.y; // tap (0, 0)'s input row within the [D, H] slice
+    let b4 = (c.w * p.ind.x * p.ind.y + row) * iw4 + 2u * c.x;
+    let j0 = vec4<u32>(row * p.ind.z + 8u * c.x) + vec4<u32>(0u, 2u, 4u, 6u);
+    var best = vec4<f32>(0.0);
+    var arg = vec4<u32>(0u);
+    for (var kd = 0u; kd < KD; kd++) {
+      for (var kh = 0u; kh < 2u; kh++) {
+        let off = kd * plane4 + kh * iw4;
+        let a = src4[b4 + off];
+        let b = src4[b4 + off + 1u];
+        let e = vec4<f32>(a.x, a.z, b.x, b.z); // column 0 of each output's window
+        let o = vec4<f32>(a.y, a.w, b.y, b.w); // column 1
+        let je = j0 + vec4<u32>(off * 4u);
+        let ce = vec4<bool>(kd == 0u && kh == 0u) | (e > best) | nan4(e);
+        best = select(best, e, ce);
+        arg = select(arg, je, ce);
+        let co = (o > best) | nan4(o);
+        best = select(best, o, co);
+        arg = select(arg, je + vec4<u32>(1u), co);
+      }
+    }
+    dst4[i] = best;
+    idx4[i] = arg;
+    // c += dc, mixed radix (each digit of dc is below its limit, so one carry per digit)
+    c.x += dc.x;
+    var k = u32(c.x >= lim.x);
+    c.x -= k * lim.x;
+    c.y += dc.y + k;
+    k = u32(c.y >= lim.y);
+    c.y -= k * lim.y;
+    c.z += dc.z + k;
+    k = u32(c.z >= lim.z);
+    c.z -= k * lim.z;
+    c.w += dc.w + k;
+  }
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { goldenSuite, useDevice } from "../helpers.ts";
 import { uniform } from "../random.ts";
 import { Tensor, backward, maxPool2d, maxPool3d, upsample, prelu, tidy, PulmoError, type Device } from "../../src/node.ts";
@@ -29,7 +29,8 @@ function* indices(shape: readonly number[]): Generator<number[]> {
 }
 
 /** float64 max pool over the trailing `k.length` dims: output, and dx = scatter of dy onto the
- * first maximum of each window in scan order (PyTorch's tie rule). */
+ * first maximum of each window in scan order (PyTorch's tie rule; a NaN wins, the last NaN of a
+ * window among several, as PyTorch's `val > maxval || isnan(val)`). */
 function maxPoolRef(x: number[], shape: number[], k: number[], s: number[], p: number[], dil: number[], dy?: number[]) {
   const nd = k.length;
   const lead = shape.slice(0, -nd), sp = shape.slice(-nd);
@@ -51,7 +52,7 @@ function maxPoolRef(x: number[], shape: number[], k: number[], s: number[], p: n
       }
       if (!inside) continue;
       const f = pos.reduce((a, v, i) => a + v * xs[i]!, 0);
-      if (arg < 0 || x[f]! > best) [best, arg] = [x[f]!, f];
+      if (arg < 0 || x[f]! > best || Number.isNaN(x[f]!)) [best, arg] = [x[f]!, f];
     }
     y.push(best);
     if (dy) dx[arg] += dy[o]!;
@@ -186,6 +187,69 @@ describe("max pooling against a float64 reference", () => {
       expect(r.dx[2]).toBeCloseTo(r.dy[1]!, 6);
       expect(r.dx[0]).toBe(0);
     }
+  });
+
+  // KD×2×2 windows at stride KD×2×2 on W a multiple of 8: the vec4 quad forward (main_q), checked
+  // to have run; sizes chosen so the grid-stride carries over every digit (W quads, H, D, N·C)
+  const quadCases: { name: string; shape: number[]; k: number[]; x?: (n: number) => number[] }[] = [
+    { name: "3d 2³, batch 3, odd D and H (floored tails), W 24 (3 quads a row)", shape: [3, 5, 7, 9, 24], k: [2, 2, 2] },
+    { name: "3d 2³ non-cubic, W 8 (1 quad a row)", shape: [2, 3, 6, 10, 8], k: [2, 2, 2] },
+    { name: "3d 1×2×2 (KD 1)", shape: [1, 4, 3, 6, 16], k: [1, 2, 2] },
+    { name: "3d 3×2×2 (KD 3), D 10 floored", shape: [2, 2, 10, 4, 32], k: [3, 2, 2] },
+    { name: "2d 2×2, batch 2, odd H", shape: [2, 3, 9, 40], k: [2, 2] },
+    { name: "3d 2³ ties (values 0, 1, 2)", shape: [2, 3, 6, 6, 16], k: [2, 2, 2], x: (n) => uniform(n, 13, 0, 3).map(Math.floor) },
+    {
+      name: "3d 2³ NaN in every slot of a window, one or two per window",
+      shape: [1, 2, 4, 4, 16],
+      k: [2, 2, 2],
+      // window w (of 64) gets a NaN at tap w % 8 and, for every third window, one more at tap (w + 3) % 8
+      x: (n) => {
+        const v = uniform(n, 17);
+        for (let w = 0; w < 64; w++)
+          for (const t of w % 3 === 0 ? [w % 8, (w + 3) % 8] : [w % 8]) {
+            const [c, od, oh, ow] = [w >> 5, (w >> 4) & 1, (w >> 3) & 1, w & 7];
+            const [kd, kh, kw] = [t >> 2, (t >> 1) & 1, t & 1];
+            v[c * 256 + (2 * od + kd) * 64 + (2 * oh + kh) * 16 + 2 * ow + kw] = NaN;
+          }
+        return v;
+      },
+    },
+  ];
+  for (const c of quadCases)
+    it(`${c.name}: vec4 quad forward and backward`, async () => {
+      const d = dev();
+      const x = c.x ? c.x(prod(c.shape)) : uniform(prod(c.shape), 7);
+      const pool = (t: Tensor) => (c.k.length === 3 ? maxPool3d : maxPool2d)(t, { kernel: c.k });
+      const spy = vi.spyOn(d, "dispatch");
+      const r = await forwardBackward(d, x, c.shape, pool);
+      const entries = spy.mock.calls.map(([call]) => call.entry);
+      spy.mockRestore();
+      expect(entries).toContain("main_q");
+      const ones = c.k.map(() => 1);
+      const ref = maxPoolRef(x, c.shape, c.k, c.k, ones.map(() => 0), ones, r.dy);
+      expect(r.yShape).toEqual(ref.yShape);
+      const yBits = Array.from(r.y, (v) => (Number.isNaN(v) ? "NaN" : v));
+      expect(yBits).toEqual(ref.y.map((v) => (Number.isNaN(v) ? "NaN" : Math.fround(v))));
+      expectClose(r.dx, ref.dx, 0);
+    });
+
+  it("takes the quad forward only where it applies (W multiple of 8, no padding/dilation, stride = kernel)", async () => {
+    const d = dev();
+    const entryOf = (shape: number[], opts: Parameters<typeof maxPool3d>[1]) => {
+      const spy = vi.spyOn(d, "dispatch");
+      tidy(d, () => void maxPool3d(Tensor.zeros(d, shape), opts));
+      const e = spy.mock.calls.map(([call]) => call.entry);
+      spy.mockRestore();
+      return e;
+    };
+    expect(entryOf([1, 1, 4, 4, 16], { kernel: 2 })).toEqual(["main_q"]);
+    expect(entryOf([1, 1, 4, 4, 12], { kernel: 2 })).toEqual(["main_w2"]);
+    expect(entryOf([1, 1, 4, 4, 16], { kernel: 2, padding: [1, 0, 0] })).toEqual(["main_w2"]);
+    expect(entryOf([1, 1, 4, 5, 16], { kernel: 2, dilation: [1, 2, 1] })).toEqual(["main_w2"]);
+    expect(entryOf([1, 1, 4, 4, 16], { kernel: [2, 3, 2], stride: [2, 2, 2] })).toEqual(["main_w2"]);
+    expect(entryOf([1, 1, 4, 4, 16], { kernel: 2, stride: [1, 2, 2] })).toEqual(["main_w2"]);
+    expect(entryOf([1, 1, 4, 4, 18], { kernel: 2 })).toEqual(["main"]);
+    await d.flush();
   });
 
   it("accepts unbatched input, a scalar kernel and the default stride", async () => {
@@ -362,6 +426,10 @@ describe("launch splitting", () => {
     const pr = maxPoolRef(x, shape, [3, 3], [2, 2], [1, 1], [1, 1], p.dy);
     expectClose(p.y, pr.y, 0);
     expectClose(p.dx, pr.dx, 1e-6);
+    const qs = [2, 4, 18, 16, 64]; // main_q forward: 4608 quads, 9 workgroups (its backward would need 288)
+    const qx = uniform(prod(qs), 35);
+    const qy = await maxPool3d(Tensor.from(dev(), qx, qs), { kernel: 2 }).read();
+    expectClose(qy, maxPoolRef(qx, qs, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1]).y, 0);
     const us = [1, 3, 8, 9]; // y: 14 workgroups
     const ux = uniform(prod(us), 33);
     const u = await forwardBackward(dev(), ux, us, (t) => upsample(t, { mode: "bilinear", scale: 2 }));

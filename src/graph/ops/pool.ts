@@ -31,6 +31,10 @@ function spatialArg(op: string, name: string, v: SpatialArg, dims: number, min: 
 /** Left-pads a spatial tuple to the kernels' three dims (D, H, W). */
 const to3 = (a: number[], fill: number) => [...new Array<number>(3 - a.length).fill(fill), ...a];
 
+/** main_q's launch: about this many output quads per invocation (paired A/B at 1×32×64³: 4 and 8
+ * alike, 2 and 16 slower; docs/ops/pool.md). */
+const QUADS_PER_LANE = 8;
+
 function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tensor {
   expectFloat(op, "x", x);
   expectRank(op, "x", x, [dims + 1, dims + 2]);
@@ -75,18 +79,37 @@ function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tens
   }
   const y = Tensor.empty(device, yShape);
   const idx = Tensor.empty(device, yShape, "u32", "argmax");
-  // W windows of 2 at stride 2 over rows a multiple of 4 long: each aligned vec4 holds two windows
   const g = geometry;
+  // KD×2×2 windows at stride KD×2×2, no padding or dilation, rows a multiple of 8 long: whole
+  // output quads from aligned vec4s (main_q); W windows of 2 at stride 2 over rows a multiple of 4
+  // long: each aligned vec4 holds two windows (main_w2); anything else one output per invocation
+  const quads =
+    g.k[1] === 2 && g.s[1] === 2 && g.k[2] === 2 && g.s[2] === 2 && g.s[0] === g.k[0] &&
+    g.pad.every((v) => v === 0) && g.dil[1] === 1 && g.dil[2] === 1 && (g.dil[0] === 1 || g.k[0] === 1) &&
+    g.ind[2]! % 8 === 0;
   const w2 = g.k[2] === 2 && g.s[2] === 2 && g.dil[2] === 1 && g.pad[2] === 0 && g.ind[2]! % 4 === 0;
-  const threads = w2 ? y.size / 2 : y.size;
-  device.dispatch({
-    kernel: "pool/max_pool",
-    entry: w2 ? "main_w2" : "main",
-    bindings: w2 ? { src4: x, idx, dst: y } : { src: x, idx, dst: y },
-    uniforms: { ...geometry, n: threads },
-    workgroups: groups1d(threads),
-    label: label(op, x),
-  });
+  if (quads) {
+    const n4 = y.size / 4;
+    device.dispatch({
+      kernel: "pool/max_pool",
+      entry: "main_q",
+      constants: { KD: g.k[0]! },
+      bindings: { src4: x, idx4: idx, dst4: y },
+      uniforms: { ...geometry, n: n4 },
+      workgroups: Math.ceil(n4 / (64 * QUADS_PER_LANE)),
+      label: label(op, x),
+    });
+  } else {
+    const threads = w2 ? y.size / 2 : y.size;
+    device.dispatch({
+      kernel: "pool/max_pool",
+      entry: w2 ? "main_w2" : "main",
+      bindings: w2 ? { src4: x, idx, dst: y } : { src: x, idx, dst: y },
+      uniforms: { ...geometry, n: threads },
+      workgroups: groups1d(threads),
+      label: label(op, x),
+    });
+  }
   const xShape = x.shape;
   // no input in two windows: scatter dy into the argmaxes of a zero-filled dx
   const disjoint = geometry.s.every((st, d) => st >= geometry.dil[d]! * (geometry.k[d]! - 1) + 1);
