@@ -4,13 +4,21 @@
 // team_sum2(slot, lid, vec2) -> vec2 over the TPR invocations of a row). A workgroup of WG invocations takes `rpw`
 // consecutive rows, WG / TPR at a time (one per team of TPR invocations); `*4` entries load vec4
 // (d % 4 == 0, 16-byte aligned), `*1` entries scalars.
-// Entries: fwd4/fwd1 write y and the row statistics (smean, svar: mean and biased variance);
+// Entries: fwd4r/fwd4/fwd1 write y and the row statistics (smean, svar: mean and biased variance);
+// fwd4r holds the row in registers (VPL vec4 per invocation, at most CAP: rows of up to
+// 4 * CAP * TPR features), fwd4/fwd1 loop over any row length and read it twice;
 // bwd4/bwd1 read them and write dx; cols4/cols1 (no barriers: an invocation per feature (vec4)
 // over a block of `rpw` rows) write the weight/bias column partials part [2, row blocks, d]:
 // sum dy, then sum dy * xhat (TypeScript sums the blocks).
 // Bindings: 0 uniforms, 1 x/xv, 2 weight/wv (HAS_W), 3 bias/bv (HAS_B), 4 dy/dyv, 5 mean, 6 var_,
 // 7 smean, 8 svar, 9 out/outv, 10 part/partv. An entry binds only what it uses.
-// Tricks: one reduction per row. Forward: each invocation folds its values into (count, mean, M2)
+// Tricks: fwd4r: invocation t of a team holds vec4s t, t + TPR, ... of its row in a private array
+// (constant indices once the VPL loop is unrolled: registers, not memory), the weight and bias at
+// the same columns once per workgroup, and takes the statistics in two passes over those
+// registers (mean, then the mean of squared deviations: exact, no cancellation); per output vec4
+// one load and one store (fwd4: x twice, weight and bias: four loads). It is used where nothing
+// but shuffles separates its passes (rows_subgroup.wgsl); in rows.wgsl it would hold the arrays
+// across barriers. The other entries: one reduction per row. Forward: each invocation folds its values into (count, mean, M2)
 // (Chan's update per vec4, Welford per scalar: no E[x^2] - E[x]^2 cancellation), the team merges
 // its TPR triples after the barrier, then the row is read again (from cache) to write y.
 // Backward: sum(g), sum(g * xhat) the same way. Nothing but scalars lives across a reduction (on
@@ -20,6 +28,9 @@ override TPR: u32 = 8u; // invocations per row, power of two
 override WG: u32 = 32u; // a multiple of TPR
 override HAS_W: bool = true;
 override HAS_B: bool = true;
+override VPL: u32 = 1u; // fwd4r: vec4s per invocation, ceil(d / 4 / TPR) <= CAP
+override FULL: bool = false; // fwd4r: d / 4 == VPL * TPR (no column guards)
+const CAP = 16u;
 
 struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -43,6 +54,59 @@ struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
 fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 
 // #include "common/welford"
+
+@compute @workgroup_size(WG)
+fn fwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let nv = p.d / 4u;
+  let inv_d = 1.0 / f32(p.d);
+  let t = lid % TPR;
+  var wr: array<vec4<f32>, CAP>;
+  var br: array<vec4<f32>, CAP>;
+  for (var k = 0u; k < VPL; k++) {
+    let j = t + k * TPR;
+    if (FULL || j < nv) {
+      if (HAS_W) { wr[k] = wv[j]; }
+      if (HAS_B) { br[k] = bv[j]; }
+    }
+  }
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let live = r < r1; // a team past the last row computes on row r1 - 1 and stores nothing
+    let base = min(r, r1 - 1u) * nv;
+    var v: array<vec4<f32>, CAP>;
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) { v[k] = xv[base + j]; } else { v[k] = vec4<f32>(0.0); }
+      s += v[k];
+    }
+    let mu = team_sum2(0u, lid, vec2<f32>(dot(s, vec4<f32>(1.0)), 0.0)).x * inv_d;
+    var q = vec4<f32>(0.0);
+    for (var k = 0u; k < VPL; k++) {
+      let e = v[k] - mu;
+      if (FULL || t + k * TPR < nv) { q += e * e; }
+    }
+    let va = team_sum2(1u, lid, vec2<f32>(dot(q, vec4<f32>(1.0)), 0.0)).x * inv_d;
+    let rstd = 1.0 / sqrt(va + p.eps);
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (live && (FULL || j < nv)) {
+        var o = (v[k] - mu) * rstd;
+        if (HAS_W) { o *= wr[k]; }
+        if (HAS_B) { o += br[k]; }
+        outv[base + j] = o;
+      }
+    }
+    if (t == 0u && live) {
+      smean[r] = mu;
+      svar[r] = va;
+    }
+  }
+}
 
 @compute @workgroup_size(WG)
 fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

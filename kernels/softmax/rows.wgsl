@@ -30,3 +30,11 @@ fn team_sum(slot: u32, lid: u32, v: f32) -> f32 {
   return s;
 }
 
+fn team_max(slot: u32, lid: u32, v: f32) -> f32 {
+  red[slot * WG + lid] = vec2<f32>(v, 0.0);
+  workgroupBarrier();
+  let o = slot * WG + (lid / TPR) * TPR;
+  var m = red[o].x;
+  for (var k = 1u; k < TPR; k++) { m = max(m, red[o + k].x); }
+  return m;
+}

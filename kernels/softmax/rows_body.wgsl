@@ -1,19 +1,28 @@
 // Softmax over contiguous rows of r values (the last axis), and its backward
 // dx = y * (dy - sum(dy * y)): the shared body of rows.wgsl and rows_subgroup.wgsl (spliced in
 // with `// #include "softmax/rows_body"`; the includer defines the team reductions
-// team_softmax(slot, lid, (max, sum)) -> (max, sum) and team_sum(slot, lid, f32) -> f32 over the
-// TPR invocations of a row). A workgroup of WG invocations takes `rpw` consecutive rows, WG / TPR
+// team_softmax(slot, lid, (max, sum)) -> (max, sum), team_max(slot, lid, f32) -> f32 and
+// team_sum(slot, lid, f32) -> f32 over the TPR invocations of a row). A workgroup of WG invocations takes `rpw` consecutive rows, WG / TPR
 // at a time (one per team of TPR invocations); `*4` entries load vec4 (r % 4 == 0, 16-byte
 // aligned), `*1` entries scalars.
 // Bindings: 0 uniforms, 1 xv/x (forward: input; backward: the forward output y), 2 dyv/dy
 // (backward), 3 outv/out (forward: softmax; backward: dx). An entry binds only what it uses.
-// Tricks: one reduction per row. Forward: each invocation keeps an online (max, sum of exp(x - max))
+// fwd4r (rows of at most 4 * CAP * TPR values): invocation t of a team holds vec4s t, t + TPR, ...
+// of its row in a private array (constant indices once the VPL loop is unrolled: registers), takes
+// the row max (team_max), then exp(x - max) once per value into the same registers, their sum
+// (team_sum) and writes them scaled: one load, one exp and one store per value (fwd4 takes two
+// exps per value and reads the row twice). Used on rows_subgroup.wgsl only (in rows.wgsl the
+// array would live across barriers).
+// Tricks (fwd4, fwd1, bwd): one reduction per row. Forward: each invocation keeps an online (max, sum of exp(x - max))
 // over its values, the team merges its TPR pairs after the barrier, then the row is read again
 // (from cache) to write exp(x - max) / sum. Backward: sum(dy * y) the same way. Nothing but
 // scalars lives across a reduction (on llvmpipe a barrier splits the shader into coroutines, and
 // live arrays there cost compile time and spills); no integer division per element.
 override TPR: u32 = 8u; // invocations per row, power of two
 override WG: u32 = 32u; // a multiple of TPR
+override VPL: u32 = 1u; // fwd4r: vec4s per invocation, ceil(r / 4 / TPR) <= CAP
+override FULL: bool = false; // fwd4r: r / 4 == VPL * TPR (no column guards)
+const CAP = 16u;
 
 struct Params { rows: u32, r: u32, rpw: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,6 +36,39 @@ struct Params { rows: u32, r: u32, rpw: u32 }
 fn wg_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 
 const NEG = -3.402823e38;
+
+@compute @workgroup_size(WG)
+fn fwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let nv = p.r / 4u;
+  let t = lid % TPR;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let row = rb + lid / TPR;
+    let live = row < r1; // a team past the last row computes on row r1 - 1 and stores nothing
+    let base = min(row, r1 - 1u) * nv;
+    var v: array<vec4<f32>, CAP>;
+    var mx = vec4<f32>(NEG);
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) { v[k] = xv[base + j]; } else { v[k] = vec4<f32>(NEG); }
+      mx = max(mx, v[k]);
+    }
+    let m = team_max(0u, lid, max(max(mx.x, mx.y), max(mx.z, mx.w)));
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < VPL; k++) {
+      v[k] = exp(v[k] - m); // the padding (NEG) underflows to 0
+      s += v[k];
+    }
+    let inv = 1.0 / team_sum(1u, lid, dot(s, vec4<f32>(1.0)));
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (live && (FULL || j < nv)) { outv[base + j] = v[k] * inv; }
+    }
+  }
+}
 
 @compute @workgroup_size(WG)
 fn fwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -21,3 +21,7 @@ fn team_softmax(slot: u32, lid: u32, ms0: vec2<f32>) -> vec2<f32> {
 fn team_sum(slot: u32, lid: u32, v: f32) -> f32 {
   return subgroupAdd(v);
 }
+
+fn team_max(slot: u32, lid: u32, v: f32) -> f32 {
+  return subgroupMax(v);
+}

@@ -300,6 +300,15 @@ function expectKernel(d: Device, subgroups: boolean, kernel: string): void {
   expect(d.pipelines.kernels).toContain(kernel);
 }
 
+/** The register forward (fwd4r) ran on the subgroup path's kernel, and only there. */
+function expectEntry(d: Device, subgroups: boolean, kernel: string, entry: string): void {
+  // the pipeline keys are `kernel:entry:constants` (PipelineCache.get)
+  const keys = [...(d.pipelines as unknown as { pipelines: Map<string, unknown> }).pipelines.keys()];
+  const ran = keys.some((k) => k.startsWith(`${kernel}:${entry}:`));
+  if (!subgroups) expect(keys.some((k) => k.includes(`:${entry}:`))).toBe(false);
+  else if (d.subgroupSize !== null) expect(ran).toBe(true);
+}
+
 describe.each(PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, suffix }) => {
   const dev = useDevice({ subgroups });
   it("matches a float64 reference on short and long rows, any axis; backward by finite differences", async () => {
@@ -314,6 +323,10 @@ describe.each(PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, suffix }) 
       [[2, 20000], 1], // 256 invocations per row, each looping over its values
       [[5, 12], 1], // vec4 rows shorter than a subgroup: idle lanes
       [[4, 13], 1], // scalar rows of 13
+      // subgroup path: the forward from registers (fwd4r) where a row fits in 16 vec4s per lane
+      [[1100, 36], 1], // 9 vec4s: lanes 1–7 hold one, lane 0 two; 4 rows per workgroup
+      [[5, 500], 1], // 125 vec4s: 16 per lane, the last lane 13
+      [[3, 516], 1], // 129 vec4s: over 16 per lane, fwd4
     ] as [number[], number][]) {
       await checkOp(
         dev(),
@@ -324,6 +337,21 @@ describe.each(PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, suffix }) 
       );
     }
     expectKernel(dev(), subgroups, `softmax/rows${suffix}`);
+    expectEntry(dev(), subgroups, "softmax/rows_subgroup", "fwd4r");
+  });
+  it("forward over many rows per workgroup vs float64", async () => {
+    for (const shape of [
+      [600, 384], // the bench's rows: 12 vec4s per lane, no tail, 2 rows per workgroup
+      [8200, 32], // 1 vec4 per lane, 32 rows per workgroup, a short last workgroup
+    ]) {
+      const d = dev();
+      const xd = uniform(prod(shape), 8, -6, 6);
+      const x = Tensor.from(d, xd, shape);
+      const y = softmax(x, -1);
+      expectClose(await y.read(), refSoftmax(xd, shape, 1), 2e-6);
+      await disposeAll(x, y);
+    }
+    expectEntry(dev(), subgroups, "softmax/rows_subgroup", "fwd4r");
   });
   it("is stable for large logits", async () => {
     const d = dev();
@@ -538,7 +566,8 @@ describe.each(PATHS)("batch norm (subgroups: $subgroups)", ({ subgroups, suffix 
 describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix }) => {
   const dev = useDevice({ subgroups });
   it("last dim, multi-dim normalizedShape and no affine vs float64; backward by finite differences", async () => {
-    const cases: { shape: number[]; ns?: number[]; affine: boolean }[] = [
+    // affine: true (weight and bias), false, or only "w" / only "b"
+    const cases: { shape: number[]; ns?: number[]; affine: boolean | "w" | "b" }[] = [
       { shape: [4, 3, 10], affine: true }, // short rows: a thread per row
       { shape: [3, 100], affine: true }, // long rows: a workgroup per row
       { shape: [5, 3, 4], ns: [3, 4], affine: true },
@@ -550,6 +579,12 @@ describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix 
       { shape: [2, 5003], affine: true }, // 128 invocations per row, scalar
       { shape: [3, 12], affine: true }, // vec4 rows shorter than a subgroup: idle lanes
       { shape: [2000, 16], affine: false }, // several rows per workgroup on every path
+      // subgroup path: the forward from registers (fwd4r) where a row fits in 16 vec4s per lane
+      // (many long rows: forward only, in the next test)
+      { shape: [1100, 36], affine: "b" }, // 9 vec4s per row: lanes 1–7 hold one, lane 0 two; 4 rows per workgroup
+      { shape: [5, 500], affine: true }, // 125 vec4s: 16 per lane, the last lane 13
+      { shape: [3, 516], affine: true }, // 129 vec4s: over 16 per lane, fwd4 (two reads)
+      { shape: [4, 388], affine: false }, // 97 vec4s: 13 per lane, one lane 12
     ];
     for (const { shape, ns, affine } of cases) {
       const dn = prod(ns ?? [shape.at(-1)!]);
@@ -557,16 +592,37 @@ describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix 
       const featOf = (i: number) => i % dn;
       const wShape = ns ?? [shape.at(-1)!];
       const inputs = [{ data: uniform(prod(shape), shape[0]!, -2, 2), shape }];
-      if (affine) inputs.push({ data: uniform(dn, 71, 0.5, 1.5), shape: wShape }, { data: uniform(dn, 72, -2, 2), shape: wShape });
+      const [hasW, hasB] = [affine === true || affine === "w", affine === true || affine === "b"];
+      if (hasW) inputs.push({ data: uniform(dn, 71, 0.5, 1.5), shape: wShape });
+      if (hasB) inputs.push({ data: uniform(dn, 72, -2, 2), shape: wShape });
+      const wb = (a: (readonly number[] | Tensor | undefined)[]) => [hasW ? a[1]! : null, hasB ? a[hasW ? 2 : 1]! : null];
       await checkOp(
         dev(),
-        ([x, w, b]) => layerNorm(x!, w ?? null, b ?? null, { normalizedShape: ns }),
-        ([x, w, b]) => refNorm(x!, rowOf, featOf, w ?? null, b ?? null, 1e-5).y,
+        (a) => layerNorm(a[0]!, ...(wb(a) as [Tensor | null, Tensor | null]), { normalizedShape: ns }),
+        (a) => refNorm(a[0]!, rowOf, featOf, ...(wb(a) as [number[] | null, number[] | null]), 1e-5).y,
         inputs,
         { samples: 25, gradTol: 2e-4 },
       );
     }
     expectKernel(dev(), subgroups, `norm/rows${suffix}`);
+    expectEntry(dev(), subgroups, "norm/rows_subgroup", "fwd4r");
+  });
+  it("forward over many rows per workgroup vs float64", async () => {
+    for (const { shape, affine } of [
+      { shape: [600, 384], affine: true }, // the bench's rows: 12 vec4s per lane, no tail, 2 rows per workgroup
+      { shape: [8200, 32], affine: false }, // 1 vec4 per lane, 32 rows per workgroup, a short last workgroup
+    ]) {
+      const d = dev();
+      const dn = shape[1]!;
+      const xd = uniform(prod(shape), 5, -3, 5);
+      const [wd, bd] = [uniform(dn, 6, 0.5, 1.5), uniform(dn, 7, -2, 2)];
+      const [x, w, b] = [Tensor.from(d, xd, shape), affine ? Tensor.from(d, wd, [dn]) : null, affine ? Tensor.from(d, bd, [dn]) : null];
+      const y = layerNorm(x, w, b);
+      const ref = refNorm(xd, (i) => Math.floor(i / dn), (i) => i % dn, affine ? wd : null, affine ? bd : null, 1e-5).y;
+      expectClose(await y.read(), ref, 2e-6);
+      await disposeAll(x, y, ...(w ? [w, b!] : []));
+    }
+    expectEntry(dev(), subgroups, "norm/rows_subgroup", "fwd4r");
   });
   it("rejects bad inputs", () => {
     const d = dev();

@@ -490,6 +490,21 @@ export function rowKernel(dev: Device, family: "norm" | "softmax", m: number, pl
   return { kernel: `${family}/rows`, constants: { TPR: plan.tpr, WG: plan.wg }, rpw: rpp * clamp(Math.floor(m / rpp / 256), 1, family === "norm" ? 8 : 16) };
 }
 
+/** Vec4s per invocation a register entry (fwd4r in kernels/norm/rows_body.wgsl and
+ * softmax/rows_body.wgsl) holds at most: rows of up to 4 · REG_CAP · TPR values. */
+const REG_CAP = 16;
+
+/** The forward's register entry (fwd4r) for rows of `nv` vec4s, or null where the row does not fit
+ * (then fwd4 loops over it, reading it twice). Only on the subgroup kernel: in rows.wgsl the arrays
+ * would live across barriers. VPL vec4s per invocation, FULL where no lane has a short tail; each
+ * workgroup walks up to 32 rows (the weight and bias are loaded once per workgroup). */
+export function registerEntry(rk: ReturnType<typeof rowKernel>, nv: number, m: number): { constants: Record<string, number>; rpw: number } | null {
+  const tpr = rk.constants.TPR!;
+  const vpl = Math.ceil(nv / tpr);
+  if (!rk.kernel.endsWith("_subgroup") || vpl > REG_CAP) return null;
+  return { constants: { ...rk.constants, VPL: vpl, FULL: nv % tpr === 0 ? 1 : 0 }, rpw: clamp(Math.floor(m / 256), 1, 32) };
+}
+
 /** vec4 entries need d % 4 == 0 and every vec4-bound tensor 16-byte aligned. */
 export function vec4Ok(d: number, ...ts: (Tensor | null | undefined)[]): boolean {
   return d % 4 === 0 && ts.every((t) => !t || t.byteOffset % 16 === 0);
@@ -498,7 +513,7 @@ export function vec4Ok(d: number, ...ts: (Tensor | null | undefined)[]): boolean
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 
 /** Layer norm over rows (kernels/norm/rows_subgroup.wgsl or rows.wgsl, see rowKernel): statistics and apply in
- * one dispatch, dx and the weight/bias column partials in one more (plus their sum). */
+ * one dispatch (from registers where registerEntry allows), dx and the weight/bias column partials in one more (plus their sum). */
 function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, m: number, d: number, plan: { tpr: number; wg: number }): Tensor {
   const op = "layer_norm";
   const dev = x.device;
@@ -507,15 +522,17 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
   const var_ = Tensor.empty(dev, [m]);
   const v4 = vec4Ok(d, x, weight, bias);
   const rk = rowKernel(dev, "norm", m, plan);
+  const reg = v4 ? registerEntry(rk, d / 4, m) : null;
+  const fwd = reg ?? rk;
   dev.dispatch({
     kernel: rk.kernel,
-    entry: v4 ? "fwd4" : "fwd1",
-    constants: { ...rk.constants, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
+    entry: reg ? "fwd4r" : v4 ? "fwd4" : "fwd1",
+    constants: { ...fwd.constants, HAS_W: weight ? 1 : 0, HAS_B: bias ? 1 : 0 },
     bindings: v4
       ? { xv: x, wv: weight ?? x, bv: bias ?? x, smean: mean, svar: var_, outv: y }
       : { x, weight: weight ?? x, bias: bias ?? x, smean: mean, svar: var_, out: y },
-    uniforms: { rows: m, d, rpw: rk.rpw, eps },
-    workgroups: Math.ceil(m / rk.rpw),
+    uniforms: { rows: m, d, rpw: fwd.rpw, eps },
+    workgroups: Math.ceil(m / fwd.rpw),
     label: label(op, x, weight, bias),
   });
   const [needX, needW, needB] = [x, weight, bias].map((t) => !!t?.requiresGrad);

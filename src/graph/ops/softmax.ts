@@ -3,12 +3,13 @@ import { record } from "../tape.ts";
 import { overBindingLimit, splitRows } from "./split.ts";
 import { reshape } from "./layout.ts";
 import { expectFloat, groups1d, label, normAxis } from "../launch.ts";
-import { rowKernel, rowsPlan, vec4Ok } from "./norm.ts";
+import { registerEntry, rowKernel, rowsPlan, vec4Ok } from "./norm.ts";
 
 // softmax over any axis: kernels/softmax/softmax.wgsl views x as [outer, r, inner] (r = the
 // softmax axis), so no permute is needed. The last axis (inner = 1) with rows of at least 4 runs
-// on kernels/softmax/rows_subgroup.wgsl (a subgroup per row) or rows.wgsl (a team of invocations
-// per row, one barrier per row): see rowKernel in norm.ts.
+// on kernels/softmax/rows_subgroup.wgsl (a subgroup per row; the forward from registers where the
+// row fits, registerEntry) or rows.wgsl (a team of invocations per row, one barrier per row): see
+// rowKernel in norm.ts.
 
 /** Rows longer than this get a workgroup each (tree reductions), shorter ones a thread each. */
 const THREAD_ROW_MAX = 64;
@@ -19,13 +20,15 @@ function launch(entry: "main" | "backward", x: Tensor, dy: Tensor | null, outer:
   if (plan) {
     const v4 = vec4Ok(r, x, dy);
     const rk = rowKernel(x.device, "softmax", outer, plan);
+    const reg = entry === "main" && v4 ? registerEntry(rk, r / 4, outer) : null;
+    const k = reg ?? rk;
     x.device.dispatch({
       kernel: rk.kernel,
-      entry: `${entry === "main" ? "fwd" : "bwd"}${v4 ? 4 : 1}`,
-      constants: rk.constants,
+      entry: reg ? "fwd4r" : `${entry === "main" ? "fwd" : "bwd"}${v4 ? 4 : 1}`,
+      constants: k.constants,
       bindings: v4 ? { xv: x, dyv: dy ?? x, outv: out } : { x, dy: dy ?? x, out },
-      uniforms: { rows: outer, r, rpw: rk.rpw },
-      workgroups: Math.ceil(outer / rk.rpw),
+      uniforms: { rows: outer, r, rpw: k.rpw },
+      workgroups: Math.ceil(outer / k.rpw),
       label: label(entry === "main" ? "softmax" : "softmax_backward", x),
     });
     return out;
