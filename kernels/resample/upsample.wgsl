@@ -210,6 +210,104 @@ fn main2x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   }
 }
 
+// main2x for an input W that is a multiple of 4 (main2x8): an invocation owns input quad m of
+// each row, read as one vec4 (lanes on consecutive quads: contiguous 16-byte loads) plus the two
+// neighbouring columns 4m − 1 and 4m + 4 (clamped), expanded along W into outputs 8m .. 8m + 7
+// (two vec4 stores per output row). Along H it walks HSEG input rows i (a doubled H: output rows
+// 2i and 2i + 1 from rows i − 1, i, i + 1, one new row per step), D as main2x4's pairs. So each
+// step loads 2 vec4 + 4 scalars for 8 vec4 stores (main2x4: 8 scalars for 4).
+@group(0) @binding(4) var<storage, read> src4: array<vec4<f32>>;
+
+struct Oct { a: vec4<f32>, b: vec4<f32> }
+
+// Input row r (offset of its first element, a multiple of 4), quad m, W-expanded.
+fn x2_oct(r: u32, m: u32) -> Oct {
+  let v = src4[r / 4u + m];
+  let l = src[r + max(4u * m, 1u) - 1u];
+  let rt = src[r + min(4u * m + 4u, p.ind.z - 1u)];
+  return Oct(
+    vec4<f32>(0.25 * l + 0.75 * v.x, 0.75 * v.x + 0.25 * v.y, 0.25 * v.x + 0.75 * v.y, 0.75 * v.y + 0.25 * v.z),
+    vec4<f32>(0.25 * v.y + 0.75 * v.z, 0.75 * v.z + 0.25 * v.w, 0.25 * v.z + 0.75 * v.w, 0.75 * v.w + 0.25 * rt));
+}
+
+fn mix_oct(a: Oct, b: Oct, wa: f32, wb: f32) -> Oct {
+  return Oct(wa * a.a + wb * b.a, wa * a.b + wb * b.b);
+}
+
+// Row offset row of input planes p0 and p1 (D taps), quad m, blended for the output planes lo
+// (0.75, 0.25) and hi (0.25, 0.75); a kept D (p0 = p1) loads the row once.
+struct DRow { lo: Oct, hi: Oct }
+
+fn x2_drow(p0: u32, p1: u32, row: u32, m: u32, dd: bool) -> DRow {
+  let a = x2_oct(p0 + row, m);
+  if (!dd) { return DRow(a, a); }
+  let b = x2_oct(p1 + row, m);
+  return DRow(mix_oct(a, b, 0.75, 0.25), mix_oct(a, b, 0.25, 0.75));
+}
+
+fn put_oct(o: u32, v: Oct) {
+  dst4[o] = v.a;
+  dst4[o + 1u] = v.b;
+}
+
+@compute @workgroup_size(64)
+fn main2x8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  let dd = (p.x2 & 1u) != 0u;
+  let dh = (p.x2 & 2u) != 0u;
+  // digits: W quad m, H segment, D block, nc
+  let nb = vec3<u32>(x2_blocks(0u).x, (p.ind.y + HSEG - 1u) / HSEG, p.ind.z / 4u);
+  let step = x2_decode(stride, nb);
+  var i = gid.x + gid.y * nwg.x * 64u;
+  var at = x2_decode(i, nb);
+  let row4 = p.outd.z / 4u;
+  let W = p.ind.z;
+  let H = p.ind.y;
+  for (; i < p.n; i += stride) {
+    let pd = x2_pair(at.bd, p.ind.x, dd);
+    let base = at.nc * p.ind.x * H * W;
+    let p0 = base + pd.a0 * H * W;
+    let p1 = base + pd.a1 * H * W;
+    let nco = at.nc * p.outd.x * p.outd.y;
+    let ohi = (nco + pd.hi * p.outd.y) * row4 + 2u * at.k;
+    let olo = (nco + pd.lo * p.outd.y) * row4 + 2u * at.k;
+    let whi = pd.hi < p.outd.x;
+    let wlo = pd.lo < p.outd.x;
+    let h0 = at.bh * HSEG;
+    let h1 = min(h0 + HSEG, H);
+    // D-blended rows: lo for output plane pd.lo (0.75, 0.25), hi for pd.hi (0.25, 0.75)
+    var pv: DRow;
+    var cv: DRow;
+    if (dh) {
+      pv = x2_drow(p0, p1, (max(h0, 1u) - 1u) * W, at.k, dd);
+      cv = x2_drow(p0, p1, h0 * W, at.k, dd);
+    }
+    for (var h = h0; h < h1; h++) {
+      if (dh) {
+        // output rows 2h (0.25 row h − 1 + 0.75 row h) and 2h + 1 (0.75 row h + 0.25 row h + 1)
+        let nv = x2_drow(p0, p1, min(h + 1u, H - 1u) * W, at.k, dd);
+        let r0 = 2u * h * row4;
+        if (whi) {
+          put_oct(ohi + r0, mix_oct(pv.hi, cv.hi, 0.25, 0.75));
+          put_oct(ohi + r0 + row4, mix_oct(cv.hi, nv.hi, 0.75, 0.25));
+        }
+        if (wlo) {
+          put_oct(olo + r0, mix_oct(pv.lo, cv.lo, 0.25, 0.75));
+          put_oct(olo + r0 + row4, mix_oct(cv.lo, nv.lo, 0.75, 0.25));
+        }
+        pv = cv;
+        cv = nv;
+      } else {
+        // kept H: output row h is input row h
+        let nv = x2_drow(p0, p1, h * W, at.k, dd);
+        if (whi) { put_oct(ohi + h * row4, nv.hi); }
+        if (wlo) { put_oct(olo + h * row4, nv.lo); }
+      }
+    }
+    at = x2_advance(at, step, nb);
+  }
+}
+
 // Nearest ×2 fast path for an even input W (output W a multiple of 4): W doubled, D and H each
 // doubled or kept. One invocation per input pair (2k, 2k + 1) of input row (nc, d, h): 2 loads,
 // the vec4 (a, a, b, b) stored to the 1, 2 or 4 output rows that copy that input row.

@@ -17,6 +17,7 @@ struct Params {
   ratio: f32,  // source pixels per destination pixel
   align: u32,  // 1: align_corners=True
   n: u32,      // threads: outer × blocks of VB along the axis × inner
+  hin: u32,    // x2dhw4: the input H
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -141,12 +142,27 @@ fn x2_wq(b: u32, k: u32, wo: u32) -> vec4<f32> {
 }
 
 @group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
+// src as vec4s (the *4 entries whose dy rows are a multiple of 8 long)
+@group(0) @binding(4) var<storage, read> src4: array<vec4<f32>>;
+
+// x2_wq from two vec4 loads (dy 8k .. 8k + 7, lanes on consecutive k: contiguous) and the two
+// neighbouring columns; b a multiple of 4.
+fn x2_wq4(b: u32, k: u32, wo: u32) -> vec4<f32> {
+  let j = 8u * k;
+  let m = src[b + max(j, 1u) - 1u];
+  let v = src4[b / 4u + 2u * k];
+  let w = src4[b / 4u + 2u * k + 1u];
+  let r = src[b + min(j + 8u, wo - 1u)];
+  return vec4<f32>(x2_adj(m, v.x, v.y, v.z), x2_adj(v.y, v.z, v.w, w.x), x2_adj(v.w, w.x, w.y, w.z), x2_adj(w.y, w.z, w.w, r));
+}
+
 
 @compute @workgroup_size(64)
 fn x2w4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let e = gid.x + gid.y * nwg.x * 64u;
   if (e >= p.n) { return; }
-  dst4[e] = x2_quad(e);
+  let quads = p.len_in / 4u;
+  dst4[e] = x2_wq4((e / quads) * p.len_out, e % quads, p.len_out);
 }
 
 @compute @workgroup_size(64)
@@ -198,6 +214,12 @@ fn x2i(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 // x2hw4 stores vec4s (inner a multiple of 4), x2hw one by one.
 // An invocation's walk: its quad k, rows i0 .. i1 of outer o, and the two dy rows (W-adjointed)
 // the next step reuses.
+// dy rows a multiple of 8 long (x2hw4): vec4 loads (x2_wq4)
+fn wq(b: u32, k: u32, wo: u32) -> vec4<f32> {
+  if (wo % 8u == 0u) { return x2_wq4(b, k, wo); }
+  return x2_wq(b, k, wo);
+}
+
 struct HW { o: u32, k: u32, i0: u32, i1: u32, l: vec4<f32>, a: vec4<f32> }
 
 fn hw_begin(e: u32) -> HW {
@@ -209,15 +231,15 @@ fn hw_begin(e: u32) -> HW {
   let i0 = (t % segs) * SEG;
   let o = t / segs;
   let b = o * p.len_out;
-  return HW(o, k, i0, min(i0 + SEG, p.len_in), x2_wq((b + max(2u * i0, 1u) - 1u) * wo, k, wo), x2_wq((b + 2u * i0) * wo, k, wo));
+  return HW(o, k, i0, min(i0 + SEG, p.len_in), wq((b + max(2u * i0, 1u) - 1u) * wo, k, wo), wq((b + 2u * i0) * wo, k, wo));
 }
 
 // dx row i's quad (4 inputs along W); slides the walk on.
 fn hw_next(h: ptr<function, HW>, i: u32) -> vec4<f32> {
   let wo = 2u * p.inner;
   let b = (*h).o * p.len_out;
-  let c = x2_wq((b + 2u * i + 1u) * wo, (*h).k, wo);
-  let r = x2_wq((b + min(2u * i + 2u, p.len_out - 1u)) * wo, (*h).k, wo);
+  let c = wq((b + 2u * i + 1u) * wo, (*h).k, wo);
+  let r = wq((b + min(2u * i + 2u, p.len_out - 1u)) * wo, (*h).k, wo);
   let v = X2_OUTER * ((*h).l + r) + X2_INNER * ((*h).a + c);
   (*h).l = c;
   (*h).a = r;
@@ -283,4 +305,95 @@ fn xs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw
   if (i == 0u) { acc += xs_sum(b, -1); }
   if (i + 1u == p.len_in) { acc += xs_sum(b, i32(p.len_in)); }
   dst[e] = acc;
+}
+
+// x2i for an inner a multiple of 4: vec4 loads and stores (lanes on consecutive inner quads).
+// n: outer × ceil(len_in / SEG) × inner / 4.
+@compute @workgroup_size(64)
+fn x2i4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  let in4 = p.inner / 4u;
+  let segs = (p.len_in + SEG - 1u) / SEG;
+  let k = e % in4;
+  let t = e / in4;
+  let i0 = (t % segs) * SEG;
+  let o = t / segs;
+  let i1 = min(i0 + SEG, p.len_in);
+  let last = p.len_out - 1u;
+  let b = o * p.len_out * in4 + k;
+  var l = src4[b + (max(2u * i0, 1u) - 1u) * in4];
+  var a = src4[b + 2u * i0 * in4];
+  for (var i = i0; i < i1; i++) {
+    let c = src4[b + (2u * i + 1u) * in4];
+    let r = src4[b + min(2u * i + 2u, last) * in4];
+    dst4[(o * p.len_in + i) * in4 + k] = X2_OUTER * (l + r) + X2_INNER * (a + c);
+    l = c;
+    a = r;
+  }
+}
+
+// All three axes ×2 in one pass: dy [outer, 2 D, 2 H, 2 W] → dx [outer, D, H, W] (here len_in is
+// the input D, inner the input W, and hin the input H; W a multiple of 4). One invocation per W
+// quad k, segment of RH input rows and segment of SD input planes: for each dy plane it walks
+// down its rows 2 h0 − 1 .. 2 h1 (W-adjointed on load as x2hw does, sliding along H) into the RH
+// row quads of that plane's H and W adjoint, and slides those along D (l: plane 2d − 1's, a:
+// plane 2d's), so no intermediate tensor is written; each dy row is loaded
+// (2 RH + 2)(2 SD + 2) / (4 RH SD) times. n: outer × ceil(D / SD) × ceil(H / RH) × W / 4.
+override RH: u32 = 8u; // at most 16
+override SD: u32 = 8u;
+
+// Plane j of dy's H and W adjoint for rows h0 .. h0 + rows − 1, into out (RH quads).
+fn hw_plane(plane: u32, h0: u32, rows: u32, k: u32, out: ptr<function, array<vec4<f32>, 16>>) {
+  let wo = 2u * p.inner;
+  let ho = 2u * p.hin;
+  let b = plane * ho;
+  var l = x2_wq4((b + max(2u * h0, 1u) - 1u) * wo, k, wo);
+  var a = x2_wq4((b + 2u * h0) * wo, k, wo);
+  for (var r = 0u; r < rows; r++) {
+    let i = h0 + r;
+    let c = x2_wq4((b + 2u * i + 1u) * wo, k, wo);
+    let rr = x2_wq4((b + min(2u * i + 2u, ho - 1u)) * wo, k, wo);
+    (*out)[r] = X2_OUTER * (l + rr) + X2_INNER * (a + c);
+    l = c;
+    a = rr;
+  }
+}
+
+@compute @workgroup_size(64)
+fn x2dhw4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= p.n) { return; }
+  let quads = p.inner / 4u;
+  let hsegs = (p.hin + RH - 1u) / RH;
+  let dsegs = (p.len_in + SD - 1u) / SD;
+  let k = e % quads;
+  var t = e / quads;
+  let h0 = (t % hsegs) * RH;
+  t /= hsegs;
+  let d0 = (t % dsegs) * SD;
+  let o = t / dsegs;
+  let rows = min(RH, p.hin - h0);
+  let d1 = min(d0 + SD, p.len_in);
+  let dlast = p.len_out - 1u;
+  let pb = o * p.len_out;
+  var l: array<vec4<f32>, 16>;
+  var a: array<vec4<f32>, 16>;
+  var c: array<vec4<f32>, 16>;
+  hw_plane(pb + max(2u * d0, 1u) - 1u, h0, rows, k, &l);
+  hw_plane(pb + 2u * d0, h0, rows, k, &a);
+  for (var d = d0; d < d1; d++) {
+    // a ← 0.25 l + 0.75 (a + c), l ← c: the partial sums of dx plane d, then plane 2d + 2's share
+    hw_plane(pb + 2u * d + 1u, h0, rows, k, &c);
+    for (var r = 0u; r < rows; r++) {
+      a[r] = X2_OUTER * l[r] + X2_INNER * (a[r] + c[r]);
+      l[r] = c[r];
+    }
+    hw_plane(pb + min(2u * d + 2u, dlast), h0, rows, k, &c);
+    let ob = ((o * p.len_in + d) * p.hin + h0) * quads + k;
+    for (var r = 0u; r < rows; r++) {
+      dst4[ob + r * quads] = a[r] + X2_OUTER * c[r];
+      a[r] = c[r];
+    }
+  }
 }

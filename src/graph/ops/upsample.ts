@@ -21,6 +21,9 @@ export interface UpsampleOptions {
 const VB = 16;
 /** Inputs per invocation along the axis in the ×2 backward's H and D passes (upsample_axis override SEG). */
 const SEG = 8;
+/** Input rows and planes per invocation of the ×2 three-axis backward (upsample_axis overrides RH, SD). */
+const RH = 8;
+const SD = 8;
 /** Most workgroups the ×2 forward launches (main2x grid-strides over its blocks; llvmpipe pays
  * per workgroup, and 1024 × 64 invocations fill any GPU). */
 const MAX_GROUPS = 1024;
@@ -107,17 +110,20 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       label: label(`${op}_${mode}`, x),
     });
   } else if (linear && !align && x2dims) {
-    // even input W: vec4 stores, blocks of 4 aligned outputs (main2x4); else main2x's 4k − 1 .. 4k + 2
-    const v4 = inSp[2]! % 2 === 0;
-    const wBlocks = Math.floor(inSp[2]! / 2) + (v4 ? 0 : 1);
-    // main2x4 walks HSEG H blocks per invocation (sliding its input rows)
+    // input W a multiple of 4: each input quad a vec4 load, 8 outputs per row (main2x8, walking
+    // HSEG input rows down H); else even W: vec4 stores, blocks of 4 aligned outputs (main2x4);
+    // else main2x's 4k − 1 .. 4k + 2
+    const entry = inSp[2]! % 4 === 0 ? "main2x8" : inSp[2]! % 2 === 0 ? "main2x4" : "main2x";
+    const wBlocks = entry === "main2x8" ? inSp[2]! / 4 : Math.floor(inSp[2]! / 2) + (entry === "main2x4" ? 0 : 1);
+    // main2x4 walks HSEG H blocks per invocation (sliding its input rows), main2x8 HSEG input rows
     const hBlocks = doubled(1) ? inSp[1]! + 1 : inSp[1]!;
-    const blocks = nc * (doubled(0) ? inSp[0]! + 1 : inSp[0]!) * (v4 ? Math.ceil(hBlocks / HSEG) : hBlocks) * wBlocks;
+    const hSteps = entry === "main2x8" ? Math.ceil(inSp[1]! / HSEG) : entry === "main2x4" ? Math.ceil(hBlocks / HSEG) : hBlocks;
+    const blocks = nc * (doubled(0) ? inSp[0]! + 1 : inSp[0]!) * hSteps * wBlocks;
     device.dispatch({
       kernel: "resample/upsample",
-      entry: v4 ? "main2x4" : "main2x",
-      constants: v4 ? { ...constants, HSEG } : constants,
-      bindings: v4 ? { src: x, dst4: y } : { src: x, dst: y },
+      entry,
+      constants: entry === "main2x" ? constants : { ...constants, HSEG },
+      bindings: entry === "main2x8" ? { src: x, src4: x, dst4: y } : entry === "main2x4" ? { src: x, dst4: y } : { src: x, dst: y },
       uniforms: { ...geometry, n: blocks, x2: (doubled(0) ? 1 : 0) | (doubled(1) ? 2 : 0) },
       workgroups: Math.min(groups1d(blocks), MAX_GROUPS),
       label: label(`${op}_${mode}`, x),
@@ -149,6 +155,21 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       const f = outSp[d]! / inSp[d]!;
       return linear && !align && Number.isInteger(f) && f >= 2 && f <= 64 && geometry.ratio[d] === 1 / f ? f : 0;
     };
+    // all three axes ×2, input W a multiple of 4: one pass (x2dhw4) [.., Do, Ho, Wo] → [.., Di, Hi, Wi]
+    if (x2(0) && x2(1) && x2(2) && inSp[2]! % 4 === 0) {
+      const dx = Tensor.empty(device, xShape);
+      const threads = nc * Math.ceil(inSp[0]! / SD) * Math.ceil(inSp[1]! / RH) * (inSp[2]! / 4);
+      device.dispatch({
+        kernel: "resample/upsample_axis",
+        entry: "x2dhw4",
+        constants: { ...constants, RH, SD },
+        bindings: { src: dy, src4: dy, dst4: dx },
+        uniforms: { inner: inSp[2]!, len_in: inSp[0]!, len_out: outSp[0]!, hin: inSp[1]!, ratio: 0.5, align: 0, n: threads },
+        workgroups: groups1d(threads),
+        label: label(`${op}_${mode}_backward`, dy),
+      });
+      return [dx];
+    }
     // W and H both ×2: one fused pass (x2hw4 / x2hw) [.., Ho, Wo] → [.., Hi, Wi], no intermediate
     const fusedHW = x2(2) && x2(1);
     for (const d of [2, 1, 0]) {
@@ -159,7 +180,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       shape[d] = inSp[d]!;
       if (d === 2 && fusedHW) shape[1] = inSp[1]!;
       const next = Tensor.empty(device, [nc, ...shape]);
-      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align };
+      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, hin: 0 };
       const tag = label(`${op}_${mode}_backward`, dy);
       if (d === 2 && fusedHW) {
         // the axis is H, inner the input W
@@ -169,20 +190,21 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
           kernel: "resample/upsample_axis",
           entry: v4 ? "x2hw4" : "x2hw",
           constants: { ...constants, SEG },
-          bindings: v4 ? { src: cur, dst4: next } : { src: cur, dst: next },
-          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, n: threads },
+          bindings: v4 ? { src: cur, src4: cur, dst4: next } : { src: cur, src4: cur, dst: next },
+          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, hin: 0, n: threads },
           workgroups: groups1d(threads),
           label: tag,
         });
       } else if (x2(d)) {
-        // ×2 fast path (resample/upsample_axis x2w4 / x2w / x2i): weights 0.25, 0.75, 0.75, 0.25 (nearest 0, 1, 1, 0)
-        const threads = d === 2 ? (next.size / inSp[2]!) * Math.ceil(inSp[2]! / 4) : (next.size / inSp[d]!) * Math.ceil(inSp[d]! / SEG);
-        const v4 = d === 2 && inSp[2]! % 4 === 0;
+        // ×2 fast path (resample/upsample_axis x2w4 / x2w / x2i4 / x2i): weights 0.25, 0.75, 0.75, 0.25 (nearest 0, 1, 1, 0);
+        // the *4 entries where the axis (W) or inner (H, D) is a multiple of 4
+        const v4 = d === 2 ? inSp[2]! % 4 === 0 : inner % 4 === 0;
+        const threads = d === 2 ? (next.size / inSp[2]!) * Math.ceil(inSp[2]! / 4) : (next.size / inSp[d]! / (v4 ? 4 : 1)) * Math.ceil(inSp[d]! / SEG);
         device.dispatch({
           kernel: "resample/upsample_axis",
-          entry: d === 2 ? (v4 ? "x2w4" : "x2w") : "x2i",
+          entry: d === 2 ? (v4 ? "x2w4" : "x2w") : v4 ? "x2i4" : "x2i",
           constants: d === 2 ? constants : { ...constants, SEG },
-          bindings: v4 ? { src: cur, dst4: next } : { src: cur, dst: next },
+          bindings: !v4 ? { src: cur, dst: next } : d === 2 ? { src: cur, src4: cur, dst4: next } : { src4: cur, dst4: next },
           uniforms: { ...uniforms, n: threads },
           workgroups: groups1d(threads),
           label: tag,
