@@ -3,14 +3,15 @@
 // (they count as -inf), ties go to the first maximum in (d, h, w) scan order, NaN propagates.
 // Bindings: 0 uniforms, 1 src (forward: x, backward: dy), 2 idx (u32 argmax per output, the
 // flat d*H*W + h*W + w within its [D, H, W] slice; written forward, read backward),
-// 3 dst (forward: y, backward: dx), 4 src4 (main_w2, main_q: x as vec4s), 5 dst4 (main_q: y as
-// vec4s), 6 idx4 (main_q: the argmax as vec4s).
+// 3 dst (forward: y, backward: dx), 4 src4 (main_w2, main_q: x as vec4s; scatter_q: dy), 5 dst4
+// (main_q: y as vec4s; scatter_q: dx), 6 idx4 (main_q, scatter_q: the argmax as vec4s).
 // Trick: the backward is a gather, not a scatter: each input element visits the (at most
 // kd*kh*kw) windows that can contain it and sums dy where that window's argmax is itself, so
 // overlapping windows need no atomics and every dx element is written exactly once.
 // When no two windows share an input (stride >= dilation * (kernel - 1) + 1 in every dim, the
 // default stride = kernel among them) the op zero-fills dx and runs `scatter` instead: one
 // invocation per output writes dy into its argmax, as PyTorch does; no write can collide.
+// Where main_q ran, `scatter_q` writes whole windows instead (dy at the argmax, 0 elsewhere).
 // main_q: the D kernel (= D stride), a constant so the tap loops unroll.
 override KD: u32 = 2u;
 
@@ -240,6 +241,48 @@ fn main_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     dst4[i] = best;
     idx4[i] = arg;
     // c += dc, mixed radix (each digit of dc is below its limit, so one carry per digit)
+    c.x += dc.x;
+    var k = u32(c.x >= lim.x);
+    c.x -= k * lim.x;
+    c.y += dc.y + k;
+    k = u32(c.y >= lim.y);
+    c.y -= k * lim.y;
+    c.z += dc.z + k;
+    k = u32(c.z >= lim.z);
+    c.z -= k * lim.z;
+    c.w += dc.w + k;
+  }
+}
+
+// The backward of main_q's windows: per output quad (dy as a vec4, its argmaxes as a vec4<u32>)
+// writes every vec4 of its KD x 2 window rows, dy where the argmax is that column and 0
+// elsewhere, so dx needs no zero-fill unless D or H has a floored tail no window covers (the op
+// clears dx then). Same launch and carry walk as main_q.
+@compute @workgroup_size(64)
+fn scatter_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let stride = nwg.x * nwg.y * 64u;
+  let iw4 = p.ind.z / 4u;
+  let plane4 = p.ind.y * iw4;
+  let i0 = gid.x + gid.y * nwg.x * 64u;
+  var c = quad_coords(i0);
+  let dc = quad_coords(stride);
+  let lim = vec3<u32>(p.outd.z / 4u, p.outd.y, p.outd.x);
+  for (var i = i0; i < p.n; i += stride) {
+    let row = c.z * KD * p.ind.y + 2u * c.y;
+    let b4 = (c.w * p.ind.x * p.ind.y + row) * iw4 + 2u * c.x;
+    let j0 = vec4<u32>(row * p.ind.z + 8u * c.x) + vec4<u32>(0u, 2u, 4u, 6u);
+    let g = src4[i];
+    let a = idx4[i];
+    for (var kd = 0u; kd < KD; kd++) {
+      for (var kh = 0u; kh < 2u; kh++) {
+        let off = kd * plane4 + kh * iw4;
+        let je = j0 + vec4<u32>(off * 4u);
+        let e = select(vec4<f32>(0.0), g, a == je);              // column 0 of each window
+        let o = select(vec4<f32>(0.0), g, a == je + vec4<u32>(1u)); // column 1
+        dst4[b4 + off] = vec4<f32>(e.x, o.x, e.y, o.y);
+        dst4[b4 + off + 1u] = vec4<f32>(e.z, o.z, e.w, o.w);
+      }
+    }
     c.x += dc.x;
     var k = u32(c.x >= lim.x);
     c.x -= k * lim.x;

@@ -189,8 +189,8 @@ describe("max pooling against a float64 reference", () => {
     }
   });
 
-  // KD×2×2 windows at stride KD×2×2 on W a multiple of 8: the vec4 quad forward (main_q), checked
-  // to have run; sizes chosen so the grid-stride carries over every digit (W quads, H, D, N·C)
+  // KD×2×2 windows at stride KD×2×2 on W a multiple of 8: the vec4 quad forward (main_q) and
+  // backward (scatter_q), checked to have run; sizes chosen so the grid-stride carries over every digit (W quads, H, D, N·C)
   const quadCases: { name: string; shape: number[]; k: number[]; x?: (n: number) => number[] }[] = [
     { name: "3d 2³, batch 3, odd D and H (floored tails), W 24 (3 quads a row)", shape: [3, 5, 7, 9, 24], k: [2, 2, 2] },
     { name: "3d 2³ non-cubic, W 8 (1 quad a row)", shape: [2, 3, 6, 10, 8], k: [2, 2, 2] },
@@ -220,11 +220,16 @@ describe("max pooling against a float64 reference", () => {
       const d = dev();
       const x = c.x ? c.x(prod(c.shape)) : uniform(prod(c.shape), 7);
       const pool = (t: Tensor) => (c.k.length === 3 ? maxPool3d : maxPool2d)(t, { kernel: c.k });
+      // pooled buffers of dx's size left full of 7s (x takes one): scatter_q must write every
+      // element of dx where no D/H tail makes the op zero-fill it
+      const stale = [0, 1, 2, 3].map(() => Tensor.from(d, new Array<number>(prod(c.shape)).fill(7), c.shape));
+      stale.forEach((t) => t.dispose());
       const spy = vi.spyOn(d, "dispatch");
       const r = await forwardBackward(d, x, c.shape, pool);
       const entries = spy.mock.calls.map(([call]) => call.entry);
       spy.mockRestore();
       expect(entries).toContain("main_q");
+      expect(entries).toContain("scatter_q");
       const ones = c.k.map(() => 1);
       const ref = maxPoolRef(x, c.shape, c.k, c.k, ones.map(() => 0), ones, r.dy);
       expect(r.yShape).toEqual(ref.yShape);

@@ -31,8 +31,8 @@ function spatialArg(op: string, name: string, v: SpatialArg, dims: number, min: 
 /** Left-pads a spatial tuple to the kernels' three dims (D, H, W). */
 const to3 = (a: number[], fill: number) => [...new Array<number>(3 - a.length).fill(fill), ...a];
 
-/** main_q's launch: about this many output quads per invocation (paired A/B at 1×32×64³: 4 and 8
- * alike, 2 and 16 slower; docs/ops/pool.md). */
+/** main_q's and scatter_q's launch: about this many output quads per invocation (paired A/B at
+ * 1×32×64³: 4 and 8 alike, 2 and 16 slower; docs/ops/pool.md). */
 const QUADS_PER_LANE = 8;
 
 function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tensor {
@@ -114,6 +114,22 @@ function maxPool(op: string, x: Tensor, dims: 2 | 3, opts: MaxPoolOptions): Tens
   // no input in two windows: scatter dy into the argmaxes of a zero-filled dx
   const disjoint = geometry.s.every((st, d) => st >= geometry.dil[d]! * (geometry.k[d]! - 1) + 1);
   const result = record(op, y, [x], [idx], (dy, [argmax]) => {
+    if (quads) {
+      // whole windows written from the quads; a floored D/H tail is in no window and stays 0
+      const tail = g.ind[0] !== g.outd[0]! * g.k[0]! || g.ind[1] !== 2 * g.outd[1]!;
+      const dx = tail ? Tensor.zeros(device, xShape) : Tensor.empty(device, xShape);
+      const n4 = dy.size / 4;
+      device.dispatch({
+        kernel: "pool/max_pool",
+        entry: "scatter_q",
+        constants: { KD: g.k[0]! },
+        bindings: { src4: dy, idx4: argmax!, dst4: dx },
+        uniforms: { ...geometry, n: n4 },
+        workgroups: Math.ceil(n4 / (64 * QUADS_PER_LANE)),
+        label: label(`${op}_backward`, dy),
+      });
+      return [dx];
+    }
     const dx = disjoint ? Tensor.zeros(device, xShape) : Tensor.empty(device, xShape);
     device.dispatch({
       kernel: "pool/max_pool",
