@@ -17,7 +17,6 @@ struct Params {
   ratio: f32,  // source pixels per destination pixel
   align: u32,  // 1: align_corners=True
   n: u32,      // threads: outer × blocks of VB along the axis × inner
-  hin: u32,    // x2dhw4: the input H
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -330,70 +329,5 @@ fn x2i4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     dst4[(o * p.len_in + i) * in4 + k] = X2_OUTER * (l + r) + X2_INNER * (a + c);
     l = c;
     a = r;
-  }
-}
-
-// All three axes ×2 in one pass: dy [outer, 2 D, 2 H, 2 W] → dx [outer, D, H, W] (here len_in is
-// the input D, inner the input W, and hin the input H; W a multiple of 4). One invocation per W
-// quad k, segment of RH input rows and segment of SD input planes: for each dy plane it walks
-// down its rows 2 h0 − 1 .. 2 h1 (W-adjointed on load as x2hw does, sliding along H) into the RH
-// row quads of that plane's H and W adjoint, and slides those along D (l: plane 2d − 1's, a:
-// plane 2d's), so no intermediate tensor is written; each dy row is loaded
-// (2 RH + 2)(2 SD + 2) / (4 RH SD) times. n: outer × ceil(D / SD) × ceil(H / RH) × W / 4.
-override RH: u32 = 8u; // at most 16
-override SD: u32 = 8u;
-
-// Plane j of dy's H and W adjoint for rows h0 .. h0 + rows − 1, into out (RH quads).
-fn hw_plane(plane: u32, h0: u32, rows: u32, k: u32, out: ptr<function, array<vec4<f32>, 16>>) {
-  let wo = 2u * p.inner;
-  let ho = 2u * p.hin;
-  let b = plane * ho;
-  var l = x2_wq4((b + max(2u * h0, 1u) - 1u) * wo, k, wo);
-  var a = x2_wq4((b + 2u * h0) * wo, k, wo);
-  for (var r = 0u; r < rows; r++) {
-    let i = h0 + r;
-    let c = x2_wq4((b + 2u * i + 1u) * wo, k, wo);
-    let rr = x2_wq4((b + min(2u * i + 2u, ho - 1u)) * wo, k, wo);
-    (*out)[r] = X2_OUTER * (l + rr) + X2_INNER * (a + c);
-    l = c;
-    a = rr;
-  }
-}
-
-@compute @workgroup_size(64)
-fn x2dhw4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let e = gid.x + gid.y * nwg.x * 64u;
-  if (e >= p.n) { return; }
-  let quads = p.inner / 4u;
-  let hsegs = (p.hin + RH - 1u) / RH;
-  let dsegs = (p.len_in + SD - 1u) / SD;
-  let k = e % quads;
-  var t = e / quads;
-  let h0 = (t % hsegs) * RH;
-  t /= hsegs;
-  let d0 = (t % dsegs) * SD;
-  let o = t / dsegs;
-  let rows = min(RH, p.hin - h0);
-  let d1 = min(d0 + SD, p.len_in);
-  let dlast = p.len_out - 1u;
-  let pb = o * p.len_out;
-  var l: array<vec4<f32>, 16>;
-  var a: array<vec4<f32>, 16>;
-  var c: array<vec4<f32>, 16>;
-  hw_plane(pb + max(2u * d0, 1u) - 1u, h0, rows, k, &l);
-  hw_plane(pb + 2u * d0, h0, rows, k, &a);
-  for (var d = d0; d < d1; d++) {
-    // a ← 0.25 l + 0.75 (a + c), l ← c: the partial sums of dx plane d, then plane 2d + 2's share
-    hw_plane(pb + 2u * d + 1u, h0, rows, k, &c);
-    for (var r = 0u; r < rows; r++) {
-      a[r] = X2_OUTER * l[r] + X2_INNER * (a[r] + c[r]);
-      l[r] = c[r];
-    }
-    hw_plane(pb + min(2u * d + 2u, dlast), h0, rows, k, &c);
-    let ob = ((o * p.len_in + d) * p.hin + h0) * quads + k;
-    for (var r = 0u; r < rows; r++) {
-      dst4[ob + r * quads] = a[r] + X2_OUTER * c[r];
-      a[r] = c[r];
-    }
   }
 }

@@ -21,9 +21,6 @@ export interface UpsampleOptions {
 const VB = 16;
 /** Inputs per invocation along the axis in the ×2 backward's H and D passes (upsample_axis override SEG). */
 const SEG = 8;
-/** Input rows and planes per invocation of the ×2 three-axis backward (upsample_axis overrides RH, SD). */
-const RH = 8;
-const SD = 8;
 /** Most workgroups the ×2 forward launches (main2x grid-strides over its blocks; llvmpipe pays
  * per workgroup, and 1024 × 64 invocations fill any GPU). */
 const MAX_GROUPS = 1024;
@@ -155,21 +152,6 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       const f = outSp[d]! / inSp[d]!;
       return linear && !align && Number.isInteger(f) && f >= 2 && f <= 64 && geometry.ratio[d] === 1 / f ? f : 0;
     };
-    // all three axes ×2, input W a multiple of 4: one pass (x2dhw4) [.., Do, Ho, Wo] → [.., Di, Hi, Wi]
-    if (x2(0) && x2(1) && x2(2) && inSp[2]! % 4 === 0) {
-      const dx = Tensor.empty(device, xShape);
-      const threads = nc * Math.ceil(inSp[0]! / SD) * Math.ceil(inSp[1]! / RH) * (inSp[2]! / 4);
-      device.dispatch({
-        kernel: "resample/upsample_axis",
-        entry: "x2dhw4",
-        constants: { ...constants, RH, SD },
-        bindings: { src: dy, src4: dy, dst4: dx },
-        uniforms: { inner: inSp[2]!, len_in: inSp[0]!, len_out: outSp[0]!, hin: inSp[1]!, ratio: 0.5, align: 0, n: threads },
-        workgroups: groups1d(threads),
-        label: label(`${op}_${mode}_backward`, dy),
-      });
-      return [dx];
-    }
     // W and H both ×2: one fused pass (x2hw4 / x2hw) [.., Ho, Wo] → [.., Hi, Wi], no intermediate
     const fusedHW = x2(2) && x2(1);
     for (const d of [2, 1, 0]) {
@@ -180,7 +162,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       shape[d] = inSp[d]!;
       if (d === 2 && fusedHW) shape[1] = inSp[1]!;
       const next = Tensor.empty(device, [nc, ...shape]);
-      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, hin: 0 };
+      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align };
       const tag = label(`${op}_${mode}_backward`, dy);
       if (d === 2 && fusedHW) {
         // the axis is H, inner the input W
@@ -191,7 +173,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
           entry: v4 ? "x2hw4" : "x2hw",
           constants: { ...constants, SEG },
           bindings: v4 ? { src: cur, src4: cur, dst4: next } : { src: cur, src4: cur, dst: next },
-          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, hin: 0, n: threads },
+          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, n: threads },
           workgroups: groups1d(threads),
           label: tag,
         });
