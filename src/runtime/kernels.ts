@@ -202,6 +202,11 @@ export class PipelineCache {
     return [...this.modules.keys()];
   }
 
+  /** `kernel:entry` of the pipelines built so far (tests check which entry an op took) */
+  get entries(): string[] {
+    return [...new Set([...this.pipelines.keys()].map((k) => k.slice(0, k.indexOf(":", k.indexOf(":") + 1))))];
+  }
+
   get(name: string, entry: string, constants: Record<string, number>): CachedPipeline {
     const keys = Object.keys(constants).sort();
     const key = `${name}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;
