@@ -81,15 +81,16 @@ describe("upsample ×2 fast paths against a float64 reference", () => {
   const cases: { name: string; shape: number[]; opts: Parameters<typeof upsample>[1]; entries: string[] }[] = [
     // main2x8 (input W a multiple of 4); backward x2hw4 (vec4-load W adjoint) then the D pass x2i4
     { name: "trilinear ×2, W 8, odd D and H, batch 2", shape: [2, 3, 3, 5, 8], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
-    // D 17: three D segments of x2i4 (SEG 8); H 19: two H segments of x2hw4 (16)
+    // D 17: three D segments of x2i4 (SEG 8)
     { name: "trilinear ×2, non-cubic D 17 × H 19 × W 12", shape: [1, 2, 17, 19, 12], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     { name: "trilinear ×2, size-1 D and H, W 4", shape: [1, 2, 1, 1, 4], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     { name: "trilinear ×2 by size, W 16, H 9", shape: [2, 1, 2, 9, 16], opts: { mode: "trilinear", size: [4, 18, 32] }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     // nearest ×2: the forward's own path (near2x4), the backward's passes with weights 0, 1, 1, 0
     { name: "nearest 3d ×2, W 8, odd D and H, batch 2", shape: [2, 2, 3, 9, 8], opts: { mode: "nearest", scale: 2 }, entries: ["upsample:near2x4", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     // D kept (2D): main2x8 with one row load per step; backward x2hw4 alone (vec4-load W adjoint)
-    // H 35: two H segments of main2x8 (32 rows each), three of x2hw4
+    // H 35: two H segments of main2x8 and of x2hw4 (32 rows each)
     { name: "bilinear ×2, W 4, H 35", shape: [1, 2, 35, 4], opts: { mode: "bilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4"] },
+    { name: "bilinear ×2, W 6, H 35 (main2x4, scalar x2hw in two segments)", shape: [2, 1, 35, 6], opts: { mode: "bilinear", scale: 2 }, entries: ["upsample:main2x4", "upsample_axis:x2hw"] },
     { name: "bilinear ×2, W 12, H 17, batch 2", shape: [2, 3, 17, 12], opts: { mode: "bilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4"] },
     { name: "trilinear ×(1, 2, 2), W 4", shape: [1, 2, 3, 5, 4], opts: { mode: "trilinear", scale: [1, 2, 2] }, entries: ["upsample:main2x8", "upsample_axis:x2hw4"] },
     // H kept: main2x8's kept-H walk; backward W pass x2w4 (vec4 loads), D pass x2i4 (inner 5 · 8)
