@@ -4,8 +4,9 @@
 // MODE 1 linear: src = r * (dst + 0.5) - 0.5 clamped at 0 (align = 0) or src = r * dst
 // (align = 1, align_corners=True); taps floor(src) and the next one, clamped at the edge.
 // r is the source-per-destination ratio per dim, computed by the op as PyTorch does.
-// Bindings: 0 uniforms, 1 src (x), 2 dst (y), 3 dst4 (the *4 entries: y as vec4s).
-// Entries: mainh4 / mainh any ratio and mode; main2x4 / main2x linear ×2 (align_corners=False);
+// Bindings: 0 uniforms, 1 src (x), 2 dst (y), 3 dst4 (the *4 / *8 entries: y as vec4s), 4 src4
+// (main2x8: x as vec4s).
+// Entries: mainh4 / mainh any ratio and mode; main2x8 / main2x4 / main2x linear ×2 (align_corners=False);
 // near2x4 nearest ×2. On llvmpipe every load is a per-lane gather and every store is scalarised
 // per lane, so each path is built to load every input as few times as it can.
 // Forward only: the backward is upsample_axis.wgsl (one adjoint pass per axis).

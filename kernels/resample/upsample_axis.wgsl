@@ -3,7 +3,8 @@
 // w(j, i) * dy[o, j, k]. The op chains it over W, H and D (trilinear weights are a product of
 // per-dim weights, so the adjoint factors the same way), each pass shrinking the tensor.
 // MODE, tap and the ratio follow resample/upsample exactly (keep in step).
-// Bindings: 0 uniforms, 1 src (dy, or the previous pass's result), 2 dst.
+// Bindings: 0 uniforms, 1 src (dy, or the previous pass's result), 2 dst, 3 dst4 (dst as vec4s),
+// 4 src4 (src as vec4s; x2w4, x2hw4 / x2hw, x2i4).
 // Trick: one invocation per block of VB consecutive inputs along the axis walks the outputs that
 // can read the block once, in order, keeping two open sums (taps never move backwards), so each
 // dy element is read about once per pass (≈ 2 reads per input at ×2) and no tap is evaluated
