@@ -128,3 +128,17 @@ describe("upsample ×2 fast paths against a float64 reference", () => {
       expect(r.entries).toEqual(c.entries);
     });
 });
+
+describe("upsample ×2 fast paths with launches split over x and y", () => {
+  // 8 workgroups per dim: main2x8 needs 10 (640 blocks), x2hw4 18, x2i4 10
+  const dev = useDevice({ limits: { maxWorkgroupsPerDim: 8 } });
+  it("trilinear ×2, W 16: same results as the float64 reference", async () => {
+    const shape = [2, 8, 9, 5, 16];
+    const x = uniform(prod(shape), 23);
+    const r = await run(dev(), x, shape, { mode: "trilinear", scale: 2 });
+    expect(r.entries).toEqual(["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"]);
+    const ref = upsampleRef(x, shape, [18, 10, 32], [0.5, 0.5, 0.5], true, false, r.dy);
+    expectClose(r.y, ref.y, 1e-5);
+    expectClose(r.dx, ref.dx, 1e-5);
+  });
+});
