@@ -209,6 +209,57 @@ fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 
+// bwd4 from registers: invocation t of a team holds its vec4s of the row's g = dy * weight and
+// xhat (recomputed from x and the saved statistics), so x and dy are read once (bwd4: twice);
+// the weight is loaded once per workgroup (as fwd4r).
+@compute @workgroup_size(WG)
+fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let nv = p.d / 4u;
+  let inv_d = 1.0 / f32(p.d);
+  let t = lid % TPR;
+  var wr: array<vec4<f32>, CAP>;
+  if (HAS_W) {
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) { wr[k] = wv[j]; }
+    }
+  }
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let r = rb + lid / TPR;
+    let live = r < r1; // a team past the last row computes on row r1 - 1 and stores nothing
+    let rs = min(r, r1 - 1u);
+    let base = rs * nv;
+    let m = mean[rs];
+    let rstd = 1.0 / sqrt(var_[rs] + p.eps);
+    var gr: array<vec4<f32>, CAP>;
+    var hr: array<vec4<f32>, CAP>;
+    var s = vec2<f32>(0.0); // sum g, sum g * xhat
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) {
+        gr[k] = dyv[base + j];
+        if (HAS_W) { gr[k] *= wr[k]; }
+        hr[k] = (xv[base + j] - m) * rstd;
+      } else {
+        gr[k] = vec4<f32>(0.0);
+        hr[k] = vec4<f32>(0.0);
+      }
+      s += vec2<f32>(dot(gr[k], vec4<f32>(1.0)), dot(gr[k], hr[k]));
+    }
+    let u = team_sum2(it & 1u, lid, s) * inv_d;
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (live && (FULL || j < nv)) { outv[base + j] = rstd * (gr[k] - u.x - hr[k] * u.y); }
+    }
+    it++;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn bwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {

@@ -130,6 +130,44 @@ fn fwd1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 
+// dx = y * (dy - sum(dy * y)) from registers: invocation t of a team holds vec4s t, t + TPR, ... of
+// the row's y and dy (as fwd4r), so each is read once (bwd4 reads both twice).
+@compute @workgroup_size(WG)
+fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg_index(wid, nwg) * p.rpw;
+  if (r0 >= p.rows) { return; } // uniform per workgroup
+  let r1 = min(p.rows, r0 + p.rpw);
+  let nv = p.r / 4u;
+  let t = lid % TPR;
+  var it = 0u;
+  for (var rb = r0; rb < r1; rb += WG / TPR) {
+    let row = rb + lid / TPR;
+    let live = row < r1; // a team past the last row computes on row r1 - 1 and stores nothing
+    let base = min(row, r1 - 1u) * nv;
+    var yr: array<vec4<f32>, CAP>;
+    var gr: array<vec4<f32>, CAP>;
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) {
+        yr[k] = xv[base + j];
+        gr[k] = dyv[base + j];
+      } else {
+        yr[k] = vec4<f32>(0.0);
+        gr[k] = vec4<f32>(0.0);
+      }
+      s += yr[k] * gr[k];
+    }
+    let d = team_sum(it & 1u, lid, dot(s, vec4<f32>(1.0)));
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (live && (FULL || j < nv)) { outv[base + j] = yr[k] * (gr[k] - d); }
+    }
+    it++;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {

@@ -337,6 +337,7 @@ describe.each(PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, suffix }) 
     }
     expectKernel(dev(), subgroups, `softmax/rows${suffix}`);
     expectEntry(dev(), subgroups, "softmax/rows_subgroup", "fwd4r");
+    expectEntry(dev(), subgroups, "softmax/rows_subgroup", "bwd4r");
   });
   it("forward over many rows per workgroup vs float64", async () => {
     for (const shape of [
@@ -351,6 +352,31 @@ describe.each(PATHS)("softmax (subgroups: $subgroups)", ({ subgroups, suffix }) 
       await disposeAll(x, y);
     }
     expectEntry(dev(), subgroups, "softmax/rows_subgroup", "fwd4r");
+  });
+  it("backward over many rows per workgroup vs float64", async () => {
+    for (const shape of [
+      [600, 384], // the bench's rows: 12 vec4s per lane, no tail, 2 rows per workgroup
+      [8200, 32], // 1 vec4 per lane, 32 rows per workgroup, a short last workgroup
+      [1300, 44], // 11 vec4s: lanes 0–2 hold two, 5 rows per workgroup, a short last workgroup
+    ]) {
+      const d = dev();
+      const [m, r] = [shape[0]!, shape[1]!];
+      const xd = uniform(m * r, 9, -6, 6);
+      const dyd = uniform(m * r, 10, -2, 2);
+      const x = leaf(d, xd, shape);
+      const y = softmax(x, -1);
+      backward(y, [Tensor.from(d, dyd, shape)]);
+      const yr = refSoftmax(xd, shape, 1);
+      const ref = new Array<number>(m * r);
+      for (let i = 0; i < m; i++) {
+        let s = 0;
+        for (let j = 0; j < r; j++) s += yr[i * r + j]! * dyd[i * r + j]!;
+        for (let j = 0; j < r; j++) ref[i * r + j] = yr[i * r + j]! * (dyd[i * r + j]! - s);
+      }
+      expectClose(await x.grad!.read(), ref, 2e-5);
+      await disposeAll(x, y);
+    }
+    expectEntry(dev(), subgroups, "softmax/rows_subgroup", "bwd4r");
   });
   it("is stable for large logits", async () => {
     const d = dev();
@@ -584,6 +610,7 @@ describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix 
       { shape: [5, 500], affine: true }, // 125 vec4s: 16 per lane, the last lane 13
       { shape: [3, 516], affine: true }, // 129 vec4s: over 16 per lane, fwd4 (two reads)
       { shape: [4, 388], affine: false }, // 97 vec4s: 13 per lane, one lane 12
+      { shape: [520, 40], affine: "w" }, // 10 vec4s: lanes 0–1 hold two; weight only, 2 rows per workgroup
     ];
     for (const { shape, ns, affine } of cases) {
       const dn = prod(ns ?? [shape.at(-1)!]);
@@ -605,6 +632,7 @@ describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix 
     }
     expectKernel(dev(), subgroups, `norm/rows${suffix}`);
     expectEntry(dev(), subgroups, "norm/rows_subgroup", "fwd4r");
+    expectEntry(dev(), subgroups, "norm/rows_subgroup", "bwd4r");
   });
   it("forward over many rows per workgroup vs float64", async () => {
     for (const { shape, affine } of [
@@ -622,6 +650,48 @@ describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix 
       await disposeAll(x, y, ...(w ? [w, b!] : []));
     }
     expectEntry(dev(), subgroups, "norm/rows_subgroup", "fwd4r");
+  });
+  it("backward over many rows per workgroup vs float64 (dx, weight and bias gradients)", async () => {
+    for (const { shape, affine } of [
+      { shape: [600, 384], affine: true }, // the bench's rows: 12 vec4s per lane, no tail, 2 rows per workgroup
+      { shape: [8200, 32], affine: false }, // 1 vec4 per lane, 32 rows per workgroup, a short last workgroup
+      { shape: [1300, 44], affine: "w" }, // 11 vec4s: lanes 0–2 hold two, 5 rows per workgroup
+      { shape: [1300, 44], affine: "b" },
+    ] as { shape: number[]; affine: boolean | "w" | "b" }[]) {
+      const d = dev();
+      const [m, dn] = [shape[0]!, shape[1]!];
+      const [hasW, hasB] = [affine === true || affine === "w", affine === true || affine === "b"];
+      const xd = uniform(m * dn, 11, -3, 5);
+      const dyd = uniform(m * dn, 12, -2, 2);
+      const [wd, bd] = [uniform(dn, 13, 0.5, 1.5), uniform(dn, 14, -2, 2)];
+      const x = leaf(d, xd, shape);
+      const w = hasW ? leaf(d, wd, [dn]) : null;
+      const b = hasB ? leaf(d, bd, [dn]) : null;
+      const y = layerNorm(x, w, b);
+      backward(y, [Tensor.from(d, dyd, shape)]);
+      const st = refNorm(xd, (i) => Math.floor(i / dn), (i) => i % dn, null, null, 1e-5);
+      const [dx, dw, db] = [new Array<number>(m * dn), new Array<number>(dn).fill(0), new Array<number>(dn).fill(0)];
+      for (let i = 0; i < m; i++) {
+        const rstd = 1 / Math.sqrt(st.var[i]! + 1e-5);
+        let [sg, sgx] = [0, 0];
+        for (let j = 0; j < dn; j++) {
+          const g = dyd[i * dn + j]! * (hasW ? wd[j]! : 1);
+          sg += g;
+          sgx += g * st.y[i * dn + j]!;
+          dw[j] += dyd[i * dn + j]! * st.y[i * dn + j]!;
+          db[j] += dyd[i * dn + j]!;
+        }
+        for (let j = 0; j < dn; j++) {
+          const g = dyd[i * dn + j]! * (hasW ? wd[j]! : 1);
+          dx[i * dn + j] = rstd * (g - sg / dn - st.y[i * dn + j]! * (sgx / dn));
+        }
+      }
+      expectClose(await x.grad!.read(), dx, 2e-5, "dx");
+      if (w) expectClose(await w.grad!.read(), dw, 2e-5, "dw");
+      if (b) expectClose(await b.grad!.read(), db, 2e-5, "db");
+      await disposeAll(x, y, w, b);
+    }
+    expectEntry(dev(), subgroups, "norm/rows_subgroup", "bwd4r");
   });
   it("rejects bad inputs", () => {
     const d = dev();

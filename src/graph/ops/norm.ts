@@ -540,15 +540,17 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
   record(op, y, [x, weight, bias], save, (dy, [xs, ms, vs, ws]) => {
     const cols = needW || needB;
     const b4 = vec4Ok(d, xs, ws, dy);
+    const breg = b4 ? registerEntry(rk, d / 4, m) : null;
+    const bk = breg ?? rk;
     const dx = needX ? Tensor.empty(dev, xs!.shape) : null;
     if (dx)
       dev.dispatch({
         kernel: rk.kernel,
-        entry: b4 ? "bwd4" : "bwd1",
-        constants: { ...rk.constants, HAS_W: ws ? 1 : 0 },
+        entry: breg ? "bwd4r" : b4 ? "bwd4" : "bwd1",
+        constants: { ...bk.constants, HAS_W: ws ? 1 : 0 },
         bindings: b4 ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: dx } : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: dx },
-        uniforms: { rows: m, d, rpw: rk.rpw, eps },
-        workgroups: Math.ceil(m / rk.rpw),
+        uniforms: { rows: m, d, rpw: bk.rpw, eps },
+        workgroups: Math.ceil(m / bk.rpw),
         label: label(`${op}_backward`, xs!),
       });
     // weight/bias column partials over row blocks: ≈ 256 blocks, within the launch and binding limits

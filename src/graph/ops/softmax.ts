@@ -20,11 +20,12 @@ function launch(entry: "main" | "backward", x: Tensor, dy: Tensor | null, outer:
   if (plan) {
     const v4 = vec4Ok(r, x, dy);
     const rk = rowKernel(x.device, "softmax", outer, plan);
-    const reg = entry === "main" && v4 ? registerEntry(rk, r / 4, outer) : null;
+    const reg = v4 ? registerEntry(rk, r / 4, outer) : null;
     const k = reg ?? rk;
+    const dir = entry === "main" ? "fwd" : "bwd";
     x.device.dispatch({
       kernel: rk.kernel,
-      entry: reg ? "fwd4r" : `${entry === "main" ? "fwd" : "bwd"}${v4 ? 4 : 1}`,
+      entry: reg ? `${dir}4r` : `${dir}${v4 ? 4 : 1}`,
       constants: k.constants,
       bindings: v4 ? { xv: x, dyv: dy ?? x, outv: out } : { x, dy: dy ?? x, out },
       uniforms: { rows: outer, r, rpw: k.rpw },
