@@ -7,7 +7,7 @@ enable subgroups;
 // l % 8, 8 + l % 8, ... (at most 4 loads) and subgroupBroadcast from lanes 0..7 hands every lane
 // all of them. Uniformity: every lane of a workgroup shares the weights and runs the whole input
 // channel loop (lanes past the last column compute column 0 and store nothing).
-// Entries: main4 (vec4 x and y, input W % 4 == 0) and main (any W).
+// Entries: main4 (vec4 x and y, input W % 4 == 0) and main (any W); grad x: grad4 and grad.
 // #include "conv/conv_transposed_ks_body"
 
 fn spread8(v: f32) -> array<f32, 8> {
@@ -15,14 +15,14 @@ fn spread8(v: f32) -> array<f32, 8> {
                        subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
-fn taps(wb: u32, nvalid: u32, sl: u32) -> array<f32, 32> {
+fn taps(wb: u32, nvalid: u32, cstride: u32, sl: u32) -> array<f32, 32> {
   var t: array<f32, 32>;
   let la = sl % 8u;
   for (var r = 0u; r < (OCB * KW + 7u) / 8u; r++) {
     let j = 8u * r + la;
     let co = j / KW;
     let ok = j < OCB * KW && co < nvalid;
-    let s = spread8(w[wb + select(0u, co * p.ksz.w + j % KW, ok)]);
+    let s = spread8(w[wb + select(0u, co * cstride + j % KW, ok)]);
     for (var k = 0u; k < 8u; k++) { t[8u * r + k] = s[k]; }
   }
   return t;
@@ -38,4 +38,16 @@ fn main4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
   run1(wid, lid, nwg, sl);
+}
+
+@compute @workgroup_size(64)
+fn grad4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+         @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+  grad_run4(wid, lid, nwg, sl);
+}
+
+@compute @workgroup_size(64)
+fn grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+  grad_run1(wid, lid, nwg, sl);
 }

@@ -2,9 +2,9 @@
 // up-convolution), no padding, no output padding, f32: every output voxel gets exactly one tap,
 // so the forward is one GEMM per (kd, kh) phase over the input channels
 // (kernels/conv/conv_transposed_ks.wgsl, conv_transposed_ks_sg.wgsl with the weight reads spread
-// over the subgroup where the device has fixed subgroups of >= 8 lanes). conv.ts routes eligible
-// forwards here (ksEligible) and keeps its general gather kernel for the rest; the backward is
-// conv.ts's (grad x: conv_direct of dy; grad w: conv_grad_weight).
+// over the subgroup where the device has fixed subgroups of >= 8 lanes), and so is grad x (the
+// same kernels' grad entries). conv.ts routes eligible forwards and grad x here (ksEligible) and
+// keeps its general gather kernels for the rest; grad w stays conv.ts's (conv_grad_weight).
 import { Tensor } from "../../runtime/index.ts";
 import { label, spreadsOverSubgroup } from "../launch.ts";
 
@@ -29,9 +29,9 @@ const TILE = 64;
 /** Whether the forward of this transposed conv runs here: f32, kernel = stride in every dim (dilation
  * irrelevant where the kernel is 1 wide, else 1), no padding, output exactly input × stride (no
  * output padding), kernel width such that 4 channels × KW phases fit the accumulators. */
-export function ksEligible(x: Tensor, outShape: readonly number[], g: KsGeometry): boolean {
-  if (!ksPath.enabled || x.dtype !== "f32") return false;
-  const isz = x.shape.slice(2);
+export function ksEligible(dtype: string, inShape: readonly number[], outShape: readonly number[], g: KsGeometry): boolean {
+  if (!ksPath.enabled || dtype !== "f32") return false;
+  const isz = inShape.slice(2);
   const osz = outShape.slice(2);
   const is3 = isz.length === 3 ? [isz[0]!, isz[1]!, isz[2]!] : [1, isz[0]!, isz[1]!];
   const os3 = osz.length === 3 ? [osz[0]!, osz[1]!, osz[2]!] : [1, osz[0]!, osz[1]!];
@@ -51,23 +51,32 @@ function channelBlock(coutG: number, kw: number): number {
   return ocb;
 }
 
+/** The uniforms both directions share: shapes of the forward's x (isz) and y (osz), W tiles of 4
+ * input columns and 64 of them per workgroup. */
+function shapes(xShape: readonly number[], g: KsGeometry) {
+  const sp = xShape.slice(2);
+  const isz: V3 = sp.length === 3 ? [sp[0]!, sp[1]!, sp[2]!] : [1, sp[0]!, sp[1]!];
+  const osz: V3 = [isz[0] * g.k[0], isz[1] * g.k[1], isz[2] * g.k[2]];
+  const wtiles = Math.ceil(isz[2] / 4);
+  const tiles = Math.ceil((isz[0] * isz[1] * wtiles) / TILE);
+  const n3 = (v: V3) => [v[0], v[1], v[2], v[0] * v[1] * v[2]];
+  return { wtiles, tiles, isz: n3(isz), osz: n3(osz), ksz: n3(g.k), vecW: isz[2] % 4 === 0 };
+}
+
+const kernelFor = (t: Tensor) => (spreadsOverSubgroup(t.device) ? "conv/conv_transposed_ks_sg" : "conv/conv_transposed_ks");
+
 /** y [batch, cout, ...outShape] = the kernel-equals-stride transposed conv of x with w [Cin, Cout/g, k]. */
 export function launchTransposeKs(x: Tensor, w: Tensor, bias: Tensor | null, cout: number, outShape: number[], g: KsGeometry, name: string): Tensor {
   const device = x.device;
   const y = Tensor.empty(device, outShape, "f32", name);
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
-  const sp = x.shape.slice(2);
-  const isz: V3 = sp.length === 3 ? [sp[0]!, sp[1]!, sp[2]!] : [1, sp[0]!, sp[1]!];
-  const osz: V3 = [isz[0] * g.k[0], isz[1] * g.k[1], isz[2] * g.k[2]];
+  const { wtiles, tiles, isz, osz, ksz, vecW } = shapes(x.shape, g);
   const ocb = channelBlock(coutG, g.k[2]);
   const nblk = Math.ceil(coutG / ocb);
-  const wtiles = Math.ceil(isz[2] / 4);
-  const tiles = Math.ceil((isz[0] * isz[1] * wtiles) / TILE);
-  const vec = isz[2] % 4 === 0 && x.byteOffset % 16 === 0 && y.byteOffset % 16 === 0;
-  const n3 = (v: V3) => [v[0], v[1], v[2], v[0] * v[1] * v[2]];
+  const vec = vecW && x.byteOffset % 16 === 0 && y.byteOffset % 16 === 0;
   device.dispatch({
-    kernel: spreadsOverSubgroup(device) ? "conv/conv_transposed_ks_sg" : "conv/conv_transposed_ks",
+    kernel: kernelFor(x),
     entry: vec ? "main4" : "main",
     constants: { OCB: ocb, KW: g.k[2] },
     bindings: vec ? { x4: x, w, bias: bias ?? w, y4: y } : { x, w, bias: bias ?? w, y },
@@ -82,12 +91,35 @@ export function launchTransposeKs(x: Tensor, w: Tensor, bias: Tensor | null, cou
       tiles,
       wtiles,
       use_bias: bias ? 1 : 0,
-      isz: n3(isz),
-      osz: n3(osz),
-      ksz: n3(g.k),
+      isz,
+      osz,
+      ksz,
     },
     workgroups: g.batch * g.groups * nblk * g.k[0] * g.k[1] * tiles,
     label: label(name, x, w, bias),
   });
   return y;
+}
+
+/** Grad x [batch, cin, ...] of that conv for dy [batch, cout, ...]: the kernels' grad entries, OCB
+ * input channels per invocation. */
+export function launchTransposeKsGradX(dy: Tensor, w: Tensor, cin: number, xShape: number[], g: KsGeometry, name: string): Tensor {
+  const device = dy.device;
+  const dx = Tensor.empty(device, xShape, "f32", name);
+  const cout = dy.shape[1]!;
+  const cinG = cin / g.groups;
+  const { wtiles, tiles, isz, osz, ksz, vecW } = shapes(xShape, g);
+  const ocb = channelBlock(cinG, g.k[2]);
+  const nblk = Math.ceil(cinG / ocb);
+  const vec = vecW && dy.byteOffset % 16 === 0 && dx.byteOffset % 16 === 0;
+  device.dispatch({
+    kernel: kernelFor(dy),
+    entry: vec ? "grad4" : "grad",
+    constants: { OCB: ocb, KW: g.k[2] },
+    bindings: vec ? { dy4: dy, w, dx4: dx } : { dy, w, dx },
+    uniforms: { batch: g.batch, cin, cout, cin_g: cinG, cout_g: cout / g.groups, groups: g.groups, nblk, tiles, wtiles, use_bias: 0, isz, osz, ksz },
+    workgroups: g.batch * g.groups * nblk * tiles,
+    label: label(name, dy, w),
+  });
+  return dx;
 }
