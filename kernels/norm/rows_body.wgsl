@@ -238,16 +238,18 @@ fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let rstd = 1.0 / sqrt(var_[rs] + p.eps);
     var gr: array<vec4<f32>, CAP>;
     var hr: array<vec4<f32>, CAP>;
-    var s = vec2<f32>(0.0); // sum g, sum g * xhat
     for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) { hr[k] = (xv[base + j] - m) * rstd; } else { hr[k] = vec4<f32>(0.0); }
+    }
+    var s = vec2<f32>(0.0); // sum g, sum g * xhat
+    for (var k = 0u; k < VPL; k++) { // one stream after the other: faster than interleaved loads
       let j = t + k * TPR;
       if (FULL || j < nv) {
         gr[k] = dyv[base + j];
         if (HAS_W) { gr[k] *= wr[k]; }
-        hr[k] = (xv[base + j] - m) * rstd;
       } else {
         gr[k] = vec4<f32>(0.0);
-        hr[k] = vec4<f32>(0.0);
       }
       s += vec2<f32>(dot(gr[k], vec4<f32>(1.0)), dot(gr[k], hr[k]));
     }

@@ -147,16 +147,14 @@ fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let base = min(row, r1 - 1u) * nv;
     var yr: array<vec4<f32>, CAP>;
     var gr: array<vec4<f32>, CAP>;
-    var s = vec4<f32>(0.0);
     for (var k = 0u; k < VPL; k++) {
       let j = t + k * TPR;
-      if (FULL || j < nv) {
-        yr[k] = xv[base + j];
-        gr[k] = dyv[base + j];
-      } else {
-        yr[k] = vec4<f32>(0.0);
-        gr[k] = vec4<f32>(0.0);
-      }
+      if (FULL || j < nv) { yr[k] = xv[base + j]; } else { yr[k] = vec4<f32>(0.0); }
+    }
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < VPL; k++) { // one stream after the other: faster than interleaved loads
+      let j = t + k * TPR;
+      if (FULL || j < nv) { gr[k] = dyv[base + j]; } else { gr[k] = vec4<f32>(0.0); }
       s += yr[k] * gr[k];
     }
     let d = team_sum(it & 1u, lid, dot(s, vec4<f32>(1.0)));
