@@ -29,7 +29,8 @@ override WG: u32 = 32u; // a multiple of TPR
 override HAS_W: bool = true;
 override HAS_B: bool = true;
 override VPL: u32 = 1u; // fwd4r: vec4s per invocation, ceil(d / 4 / TPR) <= CAP
-override FULL: bool = false; // fwd4r: d / 4 == VPL * TPR (no column guards)
+override FULL: bool = false; // fwd4r/bwd4r: d / 4 == VPL * TPR (no column guards)
+override COLS: bool = false; // bwd4r: also write the workgroup's weight/bias column partials
 const CAP = 16u;
 
 struct Params { rows: u32, d: u32, rpw: u32, eps: f32 }
@@ -211,7 +212,9 @@ fn bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 // bwd4 from registers: invocation t of a team holds its vec4s of the row's g = dy * weight and
 // xhat (recomputed from x and the saved statistics), so x and dy are read once (bwd4: twice);
-// the weight is loaded once per workgroup (as fwd4r).
+// the weight is loaded once per workgroup (as fwd4r). COLS: each lane also sums dy and dy * xhat
+// of its columns over the workgroup's rows and writes them as cols4's partials (row block =
+// workgroup), so the weight/bias gradients need no second pass over x and dy.
 @compute @workgroup_size(WG)
 fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
@@ -226,6 +229,14 @@ fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     for (var k = 0u; k < VPL; k++) {
       let j = t + k * TPR;
       if (FULL || j < nv) { wr[k] = wv[j]; }
+    }
+  }
+  var cb: array<vec4<f32>, CAP>; // COLS: this lane's columns summed over the workgroup's rows
+  var cw: array<vec4<f32>, CAP>;
+  if (COLS) {
+    for (var k = 0u; k < VPL; k++) {
+      cb[k] = vec4<f32>(0.0);
+      cw[k] = vec4<f32>(0.0);
     }
   }
   var it = 0u;
@@ -247,6 +258,10 @@ fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
       let j = t + k * TPR;
       if (FULL || j < nv) {
         gr[k] = dyv[base + j];
+        if (COLS && live) {
+          cb[k] += gr[k];
+          cw[k] += gr[k] * hr[k];
+        }
         if (HAS_W) { gr[k] *= wr[k]; }
       } else {
         gr[k] = vec4<f32>(0.0);
@@ -259,6 +274,17 @@ fn bwd4r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
       if (live && (FULL || j < nv)) { outv[base + j] = rstd * (gr[k] - u.x - hr[k] * u.y); }
     }
     it++;
+  }
+  if (COLS) { // part [2, workgroups, d]: sum dy, then sum dy * xhat (as cols4, one row block per workgroup)
+    let wi = wg_index(wid, nwg);
+    let nb = (p.rows + p.rpw - 1u) / p.rpw;
+    for (var k = 0u; k < VPL; k++) {
+      let j = t + k * TPR;
+      if (FULL || j < nv) {
+        partv[wi * nv + j] = cb[k];
+        partv[(nb + wi) * nv + j] = cw[k];
+      }
+    }
   }
 }
 

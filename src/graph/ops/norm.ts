@@ -513,7 +513,8 @@ export function vec4Ok(d: number, ...ts: (Tensor | null | undefined)[]): boolean
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 
 /** Layer norm over rows (kernels/norm/rows_subgroup.wgsl or rows.wgsl, see rowKernel): statistics and apply in
- * one dispatch (from registers where registerEntry allows), dx and the weight/bias column partials in one more (plus their sum). */
+ * one dispatch (from registers where registerEntry allows), dx in one more, the weight/bias column partials in the
+ * same (bwd4r with COLS, where dx is needed) or a separate one (cols4/cols1), plus their sum. */
 function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, m: number, d: number, plan: { tpr: number; wg: number }): Tensor {
   const op = "layer_norm";
   const dev = x.device;
@@ -543,20 +544,30 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
     const breg = b4 ? registerEntry(rk, d / 4, m) : null;
     const bk = breg ?? rk;
     const dx = needX ? Tensor.empty(dev, xs!.shape) : null;
+    // bwd4r with COLS also writes the weight/bias column partials, one row block per workgroup
+    const fused = !!(dx && breg && cols && 8 * Math.ceil(m / breg.rpw) * d <= dev.limits.maxBindingBytes);
+    let part: Tensor | null = null;
+    let nb = 0;
+    if (fused) {
+      nb = Math.ceil(m / bk.rpw);
+      part = Tensor.empty(dev, [2 * nb * d]);
+    }
+    const noPart = breg && !part ? Tensor.empty(dev, [4]) : null; // bwd4r binds partv (unwritten without COLS)
     if (dx)
       dev.dispatch({
         kernel: rk.kernel,
         entry: breg ? "bwd4r" : b4 ? "bwd4" : "bwd1",
-        constants: { ...bk.constants, HAS_W: ws ? 1 : 0 },
-        bindings: b4 ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: dx } : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: dx },
+        constants: { ...bk.constants, HAS_W: ws ? 1 : 0, ...(fused ? { COLS: 1 } : {}) },
+        bindings: b4
+          ? { xv: xs!, wv: ws ?? xs!, dyv: dy, mean: ms!, var_: vs!, outv: dx, ...(breg ? { partv: part ?? noPart! } : {}) }
+          : { x: xs!, weight: ws ?? xs!, dy, mean: ms!, var_: vs!, out: dx },
         uniforms: { rows: m, d, rpw: bk.rpw, eps },
         workgroups: Math.ceil(m / bk.rpw),
         label: label(`${op}_backward`, xs!),
       });
-    // weight/bias column partials over row blocks: ≈ 256 blocks, within the launch and binding limits
-    let part: Tensor | null = null;
-    let nb = 0;
-    if (cols) {
+    noPart?.dispose();
+    // otherwise the weight/bias column partials over row blocks: ≈ 256 blocks, within the launch and binding limits
+    if (cols && !fused) {
       const crpw = Math.max(Math.ceil(m / 256), Math.ceil(m / dev.limits.maxWorkgroupsPerDim), Math.ceil(m / Math.floor(dev.limits.maxBindingBytes / (8 * d))));
       nb = Math.ceil(m / crpw);
       part = Tensor.empty(dev, [2 * nb * d]);
