@@ -11,12 +11,11 @@ enable subgroups;
 // subgroupBroadcast hands each to the whole subgroup: 2 loads instead of TCO per 4 input
 // channels. No lane leaves early (the broadcasts need all of them): the column loop runs `steps`
 // times for every lane, columns past the end are clamped and not stored.
-// Trick: a lane owns COLS vec4 columns of the volume (v, v + 64, ...; contiguous across the
-// workgroup's lanes) and TCO output channels; per 4 input channels it loads COLS x vec4s and TCO
-// weight vec4s (w[o, c..c+3], one address for the whole workgroup) for 16 · TCO · COLS FMAs. A
-// grid-stride loop walks `steps` such column groups per lane, so few workgroups are launched.
+// Trick: a lane owns one vec4 column of the volume at a time (contiguous across the workgroup's
+// lanes) and TCO output channels; per 4 input channels it loads 4 x vec4s and 1–2 weight vec4s
+// for 16 · TCO FMAs. A grid-stride loop walks `steps` columns per lane, so few workgroups launch.
+// (Two columns per lane at once, 32 vec4 accumulators, measured slower on lavapipe.)
 override TCO: u32 = 16u;  // output channels per lane: 8 or 16
-override COLS: u32 = 1u;  // vec4 columns per lane at once (1..2; 2 measured slower on lavapipe)
 
 struct Params {
   cin: u32,
@@ -26,8 +25,8 @@ struct Params {
   groups: u32,
   co_blk: u32,    // ceil(cout_g / TCO)
   vol4: u32,      // volume / 4
-  steps: u32,     // column groups (64 · COLS vec4 columns) per workgroup
-  vchunks: u32,   // ceil(vol4 / (64 · COLS · steps))
+  steps: u32,     // vec4 columns per lane (64 per workgroup and step)
+  vchunks: u32,   // ceil(vol4 / (64 · steps))
   batch: u32,
   use_bias: u32,
 }
@@ -59,20 +58,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let xb = (n * p.cin + g * p.cin_g) * p.vol4;
   let yb = (n * p.cout + g * p.cout_g + o0) * p.vol4;
   let nvalid = min(TCO, p.cout_g - o0);
-  let span = 64u * COLS;
-  let base = vc * span * p.steps + lid.x;
+  let base = vc * 64u * p.steps + lid.x;
   for (var s = 0u; s < p.steps; s++) {
-    let v = base + s * span;
-    var acc: array<vec4<f32>, 32>;  // [k * TCO + j]
-    for (var j = 0u; j < COLS * TCO; j++) { acc[j] = vec4<f32>(0.0); }
-    // columns past the end re-read the last one and are not stored
-    var vk: array<u32, 2>;
-    for (var k = 0u; k < COLS; k++) { vk[k] = min(v + 64u * k, p.vol4 - 1u); }
+    let v = base + s * 64u;
+    // a column past the end re-reads the last one and is not stored
+    let vk = min(v, p.vol4 - 1u);
+    var acc: array<vec4<f32>, 16>;
+    for (var j = 0u; j < TCO; j++) { acc[j] = vec4<f32>(0.0); }
     for (var c = 0u; c < ci4; c++) {
-      var xv: array<vec4<f32>, 8>;  // [k * 4 + i]
-      for (var k = 0u; k < COLS; k++) {
-        for (var i = 0u; i < 4u; i++) { xv[k * 4u + i] = x[xb + (4u * c + i) * p.vol4 + vk[k]]; }
-      }
+      let xo = xb + 4u * c * p.vol4 + vk;
+      let x0 = x[xo];
+      let x1 = x[xo + p.vol4];
+      let x2 = x[xo + 2u * p.vol4];
+      let x3 = x[xo + 3u * p.vol4];
       let wa = w[oa * ci4 + c];
       var wq: array<vec4<f32>, 16>;
       wq[0] = subgroupBroadcast(wa, 0u);
@@ -96,16 +94,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       }
       for (var j = 0u; j < TCO; j++) {
         let wv = wq[j];
-        for (var k = 0u; k < COLS; k++) {
-          acc[k * TCO + j] += wv.x * xv[k * 4u] + wv.y * xv[k * 4u + 1u] + wv.z * xv[k * 4u + 2u] + wv.w * xv[k * 4u + 3u];
-        }
+        acc[j] += wv.x * x0 + wv.y * x1 + wv.z * x2 + wv.w * x3;
       }
     }
-    for (var k = 0u; k < COLS; k++) {
-      if (v + 64u * k < p.vol4) {
-        for (var j = 0u; j < TCO; j++) {
-          if (j < nvalid) { y[yb + j * p.vol4 + v + 64u * k] = acc[k * TCO + j] + bv[j]; }
-        }
+    if (v < p.vol4) {
+      for (var j = 0u; j < TCO; j++) {
+        if (j < nvalid) { y[yb + j * p.vol4 + v] = acc[j] + bv[j]; }
       }
     }
   }
