@@ -766,4 +766,46 @@ describe("norm family with a lowered workgroup limit (2D launches)", () => {
     expect([...(await y6.read())]).toEqual(Array.from({ length: 9 }, (_, r) => Math.max(...lv.slice(r * 70, r * 70 + 70))));
     await disposeAll(x, y1, y2, long, y3, y4, y5, y6);
   });
+  it("layer norm and softmax backward (bwd4r, layer norm's column partials per workgroup) over x and y", async () => {
+    const d = dev();
+    const [m, dn] = [14, 40]; // one row per workgroup: 14 workgroups on a 5 × 3 grid
+    const xd = uniform(m * dn, 93, -2, 2);
+    const dyd = uniform(m * dn, 94, -2, 2);
+    const wd = uniform(dn, 95, 0.5, 1.5);
+    const x = leaf(d, xd, [m, dn]);
+    const w = leaf(d, wd, [dn]);
+    const b = leaf(d, uniform(dn, 96, -1, 1), [dn]);
+    const y = layerNorm(x, w, b);
+    backward(y, [Tensor.from(d, dyd, [m, dn])]);
+    const st = refNorm(xd, (i) => Math.floor(i / dn), (i) => i % dn, null, null, 1e-5);
+    const [dx, dw, db] = [new Array<number>(m * dn), new Array<number>(dn).fill(0), new Array<number>(dn).fill(0)];
+    for (let i = 0; i < m; i++) {
+      const rstd = 1 / Math.sqrt(st.var[i]! + 1e-5);
+      let [sg, sgx] = [0, 0];
+      for (let j = 0; j < dn; j++) {
+        const [g, h] = [dyd[i * dn + j]! * wd[j]!, st.y[i * dn + j]!];
+        [sg, sgx] = [sg + g, sgx + g * h];
+        dw[j] += dyd[i * dn + j]! * h;
+        db[j] += dyd[i * dn + j]!;
+      }
+      for (let j = 0; j < dn; j++) dx[i * dn + j] = rstd * (dyd[i * dn + j]! * wd[j]! - sg / dn - st.y[i * dn + j]! * (sgx / dn));
+    }
+    expectClose(await x.grad!.read(), dx, 2e-5, "layer norm dx");
+    expectClose(await w.grad!.read(), dw, 2e-5, "layer norm dw");
+    expectClose(await b.grad!.read(), db, 2e-5, "layer norm db");
+    const xs = leaf(d, xd, [m, dn]);
+    const s = softmax(xs, 1);
+    backward(s, [Tensor.from(d, dyd, [m, dn])]);
+    const yr = refSoftmax(xd, [m, dn], 1);
+    const ref = yr.map((v, i) => {
+      const r = Math.floor(i / dn);
+      let t = 0;
+      for (let j = 0; j < dn; j++) t += yr[r * dn + j]! * dyd[r * dn + j]!;
+      return v * (dyd[i]! - t);
+    });
+    expectClose(await xs.grad!.read(), ref, 2e-5, "softmax dx");
+    if (d.subgroupSize !== null)
+      for (const e of ["norm/rows_subgroup:bwd4r", "softmax/rows_subgroup:bwd4r"]) expect(d.pipelines.entries).toContain(e);
+    await disposeAll(x, w, b, y, xs, s);
+  });
 });
