@@ -9,7 +9,7 @@
 // 4 * CAP * TPR features), fwd4/fwd1 loop over any row length and read it twice;
 // bwd4/bwd1 read them and write dx; cols4/cols1 (no barriers: an invocation per feature (vec4)
 // over a block of `rpw` rows) write the weight/bias column partials part [2, row blocks, d]:
-// sum dy, then sum dy * xhat (TypeScript sums the blocks).
+// sum dy, then sum dy * xhat (fold4 sums the vec4 blocks, TypeScript the scalar ones).
 // Bindings: 0 uniforms, 1 x/xv, 2 weight/wv (HAS_W), 3 bias/bv (HAS_B), 4 dy/dyv, 5 mean, 6 var_,
 // 7 smean, 8 svar, 9 out/outv, 10 part/partv. An entry binds only what it uses.
 // Tricks: fwd4r: invocation t of a team holds vec4s t, t + TPR, ... of its row in a private array
@@ -357,4 +357,30 @@ fn cols1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
   let nb = (p.rows + p.rpw - 1u) / p.rpw;
   part[wid.y * p.d + j] = sb;
   part[(nb + wid.y) * p.d + j] = sw;
+}
+
+// The column partials [2, nb, d] (cols4 or bwd4r with COLS; nb = p.rows here) summed over the
+// row blocks into [2, d]: an invocation per vec4 column, walking the blocks (coalesced across
+// lanes), four accumulators (shorter dependency chains and rounding paths).
+@compute @workgroup_size(WG)
+fn fold4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let nv = p.d / 4u;
+  let c = wg_index(wid, nwg) * WG + lid;
+  if (c >= 2u * nv) { return; }
+  let nb = p.rows;
+  let o = (c / nv) * nb * nv + c % nv; // half c / nv, column c % nv, block 0
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  var s2 = vec4<f32>(0.0);
+  var s3 = vec4<f32>(0.0);
+  var b = 0u;
+  for (; b + 4u <= nb; b += 4u) {
+    s0 += partv[o + b * nv];
+    s1 += partv[o + (b + 1u) * nv];
+    s2 += partv[o + (b + 2u) * nv];
+    s3 += partv[o + (b + 3u) * nv];
+  }
+  for (; b < nb; b++) { s0 += partv[o + b * nv]; }
+  outv[c] = (s0 + s1) + (s2 + s3);
 }

@@ -583,7 +583,20 @@ function layerNormRows(x: Tensor, weight: Tensor | null, bias: Tensor | null, ep
     }
     let [dw, db]: (Tensor | null)[] = [null, null];
     if (part) {
-      const sums = sumMiddle(part, 2, nb, d);
+      let sums: Tensor;
+      if (b4) {
+        // fold4: an invocation per vec4 column walks the nb blocks (a tree reduction per column is slower)
+        sums = Tensor.empty(dev, [2 * d]);
+        dev.dispatch({
+          kernel: "norm/rows",
+          entry: "fold4",
+          constants: { TPR: 1, WG: 64 },
+          bindings: { partv: part, outv: sums },
+          uniforms: { rows: nb, d, rpw: 1, eps },
+          workgroups: Math.ceil(d / 2 / 64),
+          label: label(`${op}_backward weight/bias sums`, xs!),
+        });
+      } else sums = sumMiddle(part, 2, nb, d);
       part.dispose();
       [dw, db] = affineGrads(sums, d, needW, needB);
       sums.dispose();
