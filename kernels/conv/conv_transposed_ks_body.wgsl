@@ -2,7 +2,7 @@
 // weight spread), spliced in with `// #include "conv/conv_transposed_ks_body"`; the includer
 // declares `fn taps(wb, nvalid, cstride, sl) -> array<f32, 32>` (OCB * KW weights w[wb + ch *
 // cstride + kw], index ch * KW + kw, channels ch >= nvalid read as channel 0) and the entry points,
-// which call run4 / run1 (forward) and grad_run4 / grad_run1 (grad x).
+// which call run4 / run1.
 // Transposed conv whose kernel equals its stride (no padding, no output padding): every output
 // voxel gets exactly one tap,
 //   y[n, oc, KD*d + a, KH*h + b, KW*w + c] = bias[oc] + sum_{ic in group} x[n, ic, d, h, w] * w[ic, oc_g, a, b, c]
@@ -11,14 +11,8 @@
 // one input (d, h) row and 4 input columns w0..w0+3; accumulators acc[co * KW + c] hold the 4
 // columns' outputs of channel co at W phase c, which interleave into KW * 4 consecutive outputs
 // (KW vec4 stores per channel in run4).
-// Grad x is the same GEMM the other way round: dx[n, ic, d, h, w] = sum over oc of the group and
-// (a, b, c) of w[ic, oc_g, a, b, c] * dy[n, oc, KD*d + a, KH*h + b, KW*w + c]; one invocation: one
-// (n, group, OCB input-channel block) plane, one input row, 4 columns, acc[ic] a vec4 over them;
-// per (oc, a, b) it loads the KW * 4 consecutive dy of those columns and the OCB * KW weights.
-// Bindings: 0 p, 1 x / x4, 2 w, 3 bias (bound to w when use_bias = 0), 4 y / y4; grad: 2 w,
-// 7 dy / 8 dy4, 9 dx / 10 dx4. The vec4 runs (run4, grad_run4) need input W % 4 == 0 and 16-byte
-// aligned x / dx and y / dy; run1 and grad_run1 take any W. Uniforms: the forward's shapes for both
-// (isz = x's / dx's, osz = y's / dy's); in grad, OCB and nblk count input channels.
+// Bindings: 0 p, 1 x / x4, 2 w, 3 bias (bound to w when use_bias = 0), 4 y / y4. run4 (x4, y4:
+// vec4 loads and stores) needs input W % 4 == 0 and 16-byte aligned x and y; run1 takes any W.
 override OCB: u32 = 8u;  // output channels per invocation: 4, 8 or 16, OCB * KW <= 32
 override KW: u32 = 2u;   // kernel width = W stride: 1 to 8
 struct Params {
@@ -43,10 +37,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> y4: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> dy: array<f32>;
-@group(0) @binding(8) var<storage, read> dy4: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dx4: array<vec4<f32>>;
 
 struct Cell {
   live: bool,    // this invocation's columns exist (false: computes cell 0, stores nothing)
@@ -160,95 +150,3 @@ fn run1(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>, sl: u32) {
   }
 }
 
-// ---- grad x
-
-fn grad_valid(wid: vec3<u32>, nwg: vec3<u32>) -> bool {
-  return wid.x + wid.y * nwg.x < p.batch * p.groups * p.nblk * p.tiles;
-}
-
-// Cell fields for grad: oc0 = first input channel of the block, xb = dx[n, oc0, d, h, w0],
-// wb = w[oc0, 0, 0, 0, 0], yb = dy[n, g * cout_g, KD*d, KH*h, KW*w0].
-fn grad_cell(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> Cell {
-  var c: Cell;
-  let wg = wid.x + wid.y * nwg.x;
-  let plane = wg / p.tiles;
-  let cell0 = (wg % p.tiles) * 64u + lid.x;
-  c.live = cell0 < p.isz.x * p.isz.y * p.wtiles;
-  let cell = select(0u, cell0, c.live);
-  let blk = plane % p.nblk;
-  let g = (plane / p.nblk) % p.groups;
-  let n = plane / (p.nblk * p.groups);
-  let icl = blk * OCB;
-  c.oc0 = g * p.cin_g + icl;
-  c.nvalid = min(OCB, p.cin_g - icl);
-  let row = cell / p.wtiles;
-  let d = row / p.isz.y;
-  let h = row % p.isz.y;
-  let w0 = (cell % p.wtiles) * 4u;
-  c.nw = min(4u, p.isz.z - w0);
-  c.xb = (n * p.cin + c.oc0) * p.isz.w + row * p.isz.z + w0;
-  c.wb = c.oc0 * p.cout_g * p.ksz.w;
-  c.yb = ((n * p.cout + g * p.cout_g) * p.osz.x + d * p.ksz.x) * p.osz.y * p.osz.z + h * p.ksz.y * p.osz.z + w0 * KW;
-  return c;
-}
-
-// acc[ic] += sum_c t[ic * KW + c] * s[c] (s[c]: the 4 columns' dy at W phase c)
-fn grad_step(acc: ptr<function, array<vec4<f32>, 32>>, s: array<vec4<f32>, 8>, t: array<f32, 32>) {
-  for (var i = 0u; i < OCB; i++) {
-    for (var k = 0u; k < KW; k++) { (*acc)[i] += t[i * KW + k] * s[k]; }
-  }
-}
-
-fn grad_run4(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>, sl: u32) {
-  if (!grad_valid(wid, nwg)) { return; }
-  let c = grad_cell(wid, lid, nwg);
-  var acc: array<vec4<f32>, 32>;
-  for (var j = 0u; j < OCB; j++) { acc[j] = vec4<f32>(0.0); }
-  let cstride = p.cout_g * p.ksz.w;
-  for (var oc = 0u; oc < p.cout_g; oc++) {
-    for (var a = 0u; a < p.ksz.x; a++) {
-      for (var b = 0u; b < p.ksz.y; b++) {
-        let yo = (c.yb + oc * p.osz.w + a * p.osz.y * p.osz.z + b * p.osz.z) / 4u;
-        var seg: array<vec4<f32>, 8>;
-        for (var q = 0u; q < KW; q++) { seg[q] = dy4[yo + q]; }
-        var s: array<vec4<f32>, 8>;
-        for (var k = 0u; k < KW; k++) {
-          for (var i = 0u; i < 4u; i++) { let o = KW * i + k; s[k][i] = seg[o / 4u][o % 4u]; }
-        }
-        grad_step(&acc, s, taps(c.wb + oc * p.ksz.w + (a * p.ksz.y + b) * KW, c.nvalid, cstride, sl));
-      }
-    }
-  }
-  if (!c.live) { return; }
-  for (var i = 0u; i < OCB; i++) {
-    if (i < c.nvalid) { dx4[(c.xb + i * p.isz.w) / 4u] = acc[i]; }
-  }
-}
-
-fn grad_run1(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>, sl: u32) {
-  if (!grad_valid(wid, nwg)) { return; }
-  let c = grad_cell(wid, lid, nwg);
-  var acc: array<vec4<f32>, 32>;
-  for (var j = 0u; j < OCB; j++) { acc[j] = vec4<f32>(0.0); }
-  let cstride = p.cout_g * p.ksz.w;
-  for (var oc = 0u; oc < p.cout_g; oc++) {
-    for (var a = 0u; a < p.ksz.x; a++) {
-      for (var b = 0u; b < p.ksz.y; b++) {
-        let yo = c.yb + oc * p.osz.w + a * p.osz.y * p.osz.z + b * p.osz.z;
-        var s: array<vec4<f32>, 8>;
-        for (var k = 0u; k < KW; k++) {
-          for (var i = 0u; i < 4u; i++) { s[k][i] = dy[yo + select(0u, KW * i + k, i < c.nw)]; }
-        }
-        grad_step(&acc, s, taps(c.wb + oc * p.ksz.w + (a * p.ksz.y + b) * KW, c.nvalid, cstride, sl));
-      }
-    }
-  }
-  if (!c.live) { return; }
-  for (var i = 0u; i < OCB; i++) {
-    if (i < c.nvalid) {
-      for (var j = 0u; j < 4u; j++) {
-        if (j < c.nw) { dx[c.xb + i * p.isz.w + j] = acc[i][j]; }
-      }
-    }
-  }
-}

@@ -7,7 +7,7 @@ enable subgroups;
 // l % 8, 8 + l % 8, ... (at most 4 loads) and subgroupBroadcast from lanes 0..7 hands every lane
 // all of them. Uniformity: every lane of a workgroup shares the weights and runs the whole input
 // channel loop (lanes past the last column compute column 0 and store nothing).
-// Entries: main4 (vec4 x and y, input W % 4 == 0) and main (any W); grad x: grad4 and grad.
+// Entries: main4 (vec4 x and y, input W % 4 == 0) and main (any W).
 // #include "conv/conv_transposed_ks_body"
 
 fn spread8(v: f32) -> array<f32, 8> {
@@ -38,16 +38,4 @@ fn main4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
   run1(wid, lid, nwg, sl);
-}
-
-@compute @workgroup_size(64)
-fn grad4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-         @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-  grad_run4(wid, lid, nwg, sl);
-}
-
-@compute @workgroup_size(64)
-fn grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-  grad_run1(wid, lid, nwg, sl);
 }

@@ -2,9 +2,10 @@
 // up-convolution), no padding, no output padding, f32: every output voxel gets exactly one tap,
 // so the forward is one GEMM per (kd, kh) phase over the input channels
 // (kernels/conv/conv_transposed_ks.wgsl, conv_transposed_ks_sg.wgsl with the weight reads spread
-// over the subgroup where the device has fixed subgroups of >= 8 lanes), and so is grad x (the
-// same kernels' grad entries). conv.ts routes eligible forwards and grad x here (ksEligible) and
-// keeps its general gather kernels for the rest; grad w stays conv.ts's (conv_grad_weight).
+// over the subgroup where the device has fixed subgroups of >= 8 lanes). conv.ts routes eligible
+// forwards here (ksEligible) and keeps its general gather kernel for the rest; the backward stays
+// conv.ts's (grad x: conv_direct of dy, grad w: conv_grad_weight): a grad-x twin of this GEMM and a
+// split-K grad w did not beat them on lavapipe (docs/ops/conv.md).
 import { Tensor } from "../../runtime/index.ts";
 import { label, spreadsOverSubgroup } from "../launch.ts";
 
@@ -101,25 +102,3 @@ export function launchTransposeKs(x: Tensor, w: Tensor, bias: Tensor | null, cou
   return y;
 }
 
-/** Grad x [batch, cin, ...] of that conv for dy [batch, cout, ...]: the kernels' grad entries, OCB
- * input channels per invocation. */
-export function launchTransposeKsGradX(dy: Tensor, w: Tensor, cin: number, xShape: number[], g: KsGeometry, name: string): Tensor {
-  const device = dy.device;
-  const dx = Tensor.empty(device, xShape, "f32", name);
-  const cout = dy.shape[1]!;
-  const cinG = cin / g.groups;
-  const { wtiles, tiles, isz, osz, ksz, vecW } = shapes(xShape, g);
-  const ocb = channelBlock(cinG, g.k[2]);
-  const nblk = Math.ceil(cinG / ocb);
-  const vec = vecW && dy.byteOffset % 16 === 0 && dx.byteOffset % 16 === 0;
-  device.dispatch({
-    kernel: kernelFor(dy),
-    entry: vec ? "grad4" : "grad",
-    constants: { OCB: ocb, KW: g.k[2] },
-    bindings: vec ? { dy4: dy, w, dx4: dx } : { dy, w, dx },
-    uniforms: { batch: g.batch, cin, cout, cin_g: cinG, cout_g: cout / g.groups, groups: g.groups, nblk, tiles, wtiles, use_bias: 0, isz, osz, ksz },
-    workgroups: g.batch * g.groups * nblk * tiles,
-    label: label(name, dy, w),
-  });
-  return dx;
-}
