@@ -382,6 +382,56 @@ describe("conv without subgroups (portable kernels)", () => {
   SPECS.forEach((c, i) => it(c.name, () => checkAgainstReference(dev(), c, 100 + 10 * i)));
 });
 
+describe.each([{ subgroups: true }, { subgroups: false }])("pointwise (1×1×1) conv as a GEMM (subgroups: $subgroups)", ({ subgroups }) => {
+  // k = 1, stride 1, no padding and a volume that is a multiple of 4: the weight gradient takes
+  // conv_grad_weight_k1 (8 × 16 dw tile per lane, partial rows folded by sum_chunks) on every
+  // device; the forward and input gradient take conv_k1_sg where subgroups exist and the input
+  // channels per group are a multiple of 4 (16 output channels per lane), else conv_direct(_sg).
+  // Channel counts that are not multiples of the tiles re-read a valid channel, store the valid ones.
+  const dev = useDevice({ subgroups });
+  const k1 = (name: string, x: number[], w: number[], opts: ConvTransposeOptions = {}, fn: ConvFn = conv3d, transposed = false): Spec => ({
+    name,
+    fn,
+    transposed,
+    x,
+    w,
+    bias: true,
+    opts,
+  });
+  it("batch 2, groups 2, channels not multiples of 4, more than one tile, conv2d and conv_transpose3d", async () => {
+    const d = dev();
+    const cases = [
+      k1("conv3d k1 batch 2 groups 2, 5→7 per group", [2, 10, 3, 4, 5], [14, 5, 1, 1, 1], { groups: 2 }),
+      k1("conv3d k1 batch 2 groups 2, 4→5 per group", [2, 8, 2, 3, 4], [10, 4, 1, 1, 1], { groups: 2 }),
+      k1("conv3d k1 20→36 (tiles with tails)", [1, 20, 2, 4, 6], [36, 20, 1, 1, 1]),
+      k1("conv3d k1 3→1, long volume (several chunks)", [1, 3, 16, 16, 20], [1, 3, 1, 1, 1]),
+      k1("conv3d k1 8→4, long volume (several forward chunks)", [1, 8, 16, 16, 20], [4, 8, 1, 1, 1]),
+      k1("conv3d k1 4→4, 33×63×64 (3 forward steps per lane, short last chunk)", [1, 4, 33, 63, 64], [4, 4, 1, 1, 1]),
+      k1("conv2d k1 batch 3, 8→5", [3, 8, 5, 8], [5, 8, 1, 1], {}, conv2d),
+      k1("conv_transpose3d k1 4→6 groups 2", [2, 4, 2, 3, 2], [4, 3, 1, 1, 1], { groups: 2 }, convTranspose3d, true),
+    ];
+    for (const [i, c] of cases.entries()) await checkAgainstReference(d, c, 700 + 10 * i);
+    expect(d.pipelines.entries).toContain("conv/conv_grad_weight_k1:main");
+    if (subgroups && d.subgroupSize !== null) expect(d.pipelines.entries).toContain("conv/conv_k1_sg:main");
+    if (!subgroups) expect(d.pipelines.kernels).not.toContain("conv/conv_k1_sg");
+  });
+});
+
+describe("pointwise (1×1×1) conv outside the GEMM path (odd volume, stride, padding)", () => {
+  const dev = useDevice();
+  it("keeps the chunked conv_grad_weight and conv_direct kernels", async () => {
+    const d = dev();
+    const cases: Spec[] = [
+      { name: "conv3d k1 odd volume 3×5×7", fn: conv3d, transposed: false, x: [2, 6, 3, 5, 7], w: [4, 6, 1, 1, 1], bias: true, opts: {} },
+      { name: "conv3d k1 stride 2", fn: conv3d, transposed: false, x: [1, 4, 4, 6, 8], w: [5, 4, 1, 1, 1], bias: false, opts: { stride: 2 } },
+      { name: "conv3d k1 padding 1", fn: conv3d, transposed: false, x: [1, 4, 2, 4, 4], w: [3, 4, 1, 1, 1], bias: true, opts: { padding: 1 } },
+    ];
+    for (const [i, c] of cases.entries()) await checkAgainstReference(d, c, 800 + 10 * i);
+    expect(d.pipelines.kernels).not.toContain("conv/conv_grad_weight_k1");
+    expect(d.pipelines.kernels).not.toContain("conv/conv_k1_sg");
+  });
+});
+
 describe("conv with workgroups split over x and y", () => {
   // At most 3 workgroups per dim: these shapes launch more than 3 workgroups in the forward
   // gather (conv_direct: 5 tiles of 64 eight-wide W runs; conv_transposed: 8 tiles of 64
@@ -392,6 +442,8 @@ describe("conv with workgroups split over x and y", () => {
     checkAgainstReference(dev(), { ...base, name: "split conv3d", fn: conv3d, transposed: false, x: [1, 2, 5, 11, 33], w: [5, 2, 2, 3, 3] }, 500));
   it("conv3d (weight gradient split)", () =>
     checkAgainstReference(dev(), { ...base, name: "split conv3d dw", fn: conv3d, transposed: false, x: [1, 2, 3, 4, 5], w: [11, 2, 2, 3, 3] }, 550));
+  it("conv3d k1 (conv_k1_sg and conv_grad_weight_k1 split)", () =>
+    checkAgainstReference(dev(), { name: "split conv3d k1", fn: conv3d, transposed: false, x: [2, 8, 4, 8, 16], w: [20, 8, 1, 1, 1], bias: true, opts: {} }, 580));
   it("conv_transpose3d (forward gather split)", () =>
     checkAgainstReference(
       dev(),
