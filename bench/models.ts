@@ -18,7 +18,7 @@
 // the network (the pool is trimmed before each network), so it counts pooled buffers: weights,
 // activations, gradients and freed buffers kept for reuse; not the uniform ring, staging buffers
 // or pipelines.
-import { createDevice, buildModel, Tensor, tidy, backward, noGrad, PulmoError, type Device, type SegmentationNet } from "../src/node.ts";
+import { createDevice, deprioritizeMainThread, buildModel, Tensor, tidy, backward, noGrad, PulmoError, type Device, type SegmentationNet } from "../src/node.ts";
 import * as attentionUnet from "../src/models/attention_unet.ts";
 import * as coretr from "../src/models/coretr.ts";
 import * as cotr from "../src/models/cotr.ts";
@@ -223,6 +223,7 @@ interface Row {
 }
 
 const device = await createDevice();
+deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
 const t0 = performance.now();
 const fma = await fmaCeiling(device, 5, 512);
 console.log(`adapter: ${device.adapterDescription}`);

@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { createDevice } from "../node.ts";
+import { createDevice, deprioritizeMainThread } from "../node.ts";
 import { runGoldenFile } from "../golden/run_file.ts";
 import { UsageError, type Command } from "./args.ts";
 
@@ -19,6 +19,7 @@ export async function checkGolden(dirs: readonly string[]): Promise<number> {
       throw new UsageError(`check-golden: cannot read ${dir}`);
     }
   const device = await createDevice();
+  deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
   let passed = 0,
     failed = 0;
   try {

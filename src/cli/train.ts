@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PulmoError, shapeStr } from "../runtime/errors.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { createDevice, fitNode, terminalProgress } from "../node.ts";
+import { createDevice, deprioritizeMainThread, fitNode, terminalProgress } from "../node.ts";
 import { Adam } from "../graph/optim.ts";
 import { checkpointBytes, loadCheckpoint } from "../graph/checkpoint.ts";
 import { diceBceLoss, diceCeLoss } from "../graph/ops/loss.ts";
@@ -148,6 +148,8 @@ export const trainCommand: Command = {
     const validation = valVols.length ? validationCrops(valVols, patch).map((s) => (dims === 2 ? to2d(s) : s)) : undefined;
 
     const device = await createDevice();
+
+    deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
     try {
       const net = loadStateDictModel(device, model, config, a.str("weights"));
       try {

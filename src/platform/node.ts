@@ -1,6 +1,6 @@
 // Node platform: Dawn through the `webgpu` package, kernels read from kernels/ on disk.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { setPriority, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { create, globals } from "webgpu";
@@ -35,4 +35,23 @@ function vulkanDriverPresent(): boolean {
   const dataDirs = (process.env.XDG_DATA_DIRS || "/usr/local/share:/usr/share").split(":");
   const dirs = ["/etc/vulkan/icd.d", ...dataDirs.map((d) => join(d, "vulkan", "icd.d"))];
   return dirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith(".json")));
+}
+
+/** Dawn's Node bindings wait for GPU work by re-queueing a setImmediate callback on the main
+ * thread for as long as any GPU promise is pending: a busy loop. On a CPU adapter (lavapipe) that
+ * loop takes a core from the driver's worker threads: on 2 cores conv3d k3 ran 1.75× slower and the
+ * FMA probe read 30–36 instead of 62 GFLOP/s (bench/NOTES.md, fifth pass). On Linux, where the
+ * scheduling priority is per thread, this gives the calling (main) thread the lowest priority, so
+ * the driver's threads, created with the device, run first and the loop only takes idle time.
+ * Returns false (and changes nothing) on other systems, where it would lower the whole process.
+ * Call it once after createDevice, from a program's entry point (the CLI and the benches do):
+ * threads started later inherit the priority, and raising it back needs privileges. */
+export function deprioritizeMainThread(): boolean {
+  if (process.platform !== "linux") return false;
+  try {
+    setPriority(19);
+    return true;
+  } catch {
+    return false;
+  }
 }
