@@ -68,6 +68,18 @@ const tfjs = withPeers ? await TfjsPeer.start().catch((e) => e as Error) : null;
 // Dawn polls on the main thread (src/platform/node.ts): lowered once every device, ours and the
 // WebGPU peers', exists, so all of them and their driver threads keep the normal priority.
 deprioritizeMainThread();
+// onnxruntime-web's warm-up leaves ≈ 30–40 s of background work on the driver's threads (its
+// pipelines compiling); the ceilings and the first rows wait until the process is idle.
+if (withPeers) console.log(`waited ${(await untilIdle()).toFixed(0)} s for the peers' background work to end`);
+async function untilIdle(limitS = 300): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    const c0 = process.cpuUsage(), w0 = performance.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    const c = process.cpuUsage(c0), cores = (c.user + c.system) / 1000 / (performance.now() - w0);
+    if (cores < 0.2 || performance.now() - t0 > limitS * 1000) return (performance.now() - t0) / 1000;
+  }
+}
 const startError = (p: unknown) => (p instanceof Error ? `could not start: ${p.message}` : undefined);
 
 // Ceilings
