@@ -11,8 +11,8 @@ import { gzipSync } from "node:zlib";
 import { readFileSync } from "node:fs";
 import { browserBuild, inlineKernels, root } from "./esbuild_kernels.mjs";
 
-/** Exports only the Node entry has: file-system and terminal helpers (src/node.ts). */
-export const NODE_ONLY = ["writeFileAtomic", "checkpointFile", "terminalProgress", "fitNode", "fromKerasH5", "fromKerasWeights"];
+/** Exports only the Node entry has: file-system, terminal and thread-priority helpers (src/node.ts). */
+export const NODE_ONLY = ["writeFileAtomic", "checkpointFile", "terminalProgress", "fitNode", "fromKerasH5", "fromKerasWeights", "deprioritizeMainThread"];
 
 const browserOut = join(root, "dist", "pulmo.browser.js");
 const browser = await build({ ...browserBuild, entryPoints: [join(root, "src", "browser.ts")], outfile: browserOut });
@@ -43,7 +43,7 @@ if (onlyBrowser.length || onlyNode.length) {
   console.error(`the entries differ: only in the browser: ${onlyBrowser.join(", ") || "-"}; only in Node: ${onlyNode.join(", ") || "-"}`);
   process.exit(1);
 }
-console.log(`both entries export the same ${b.size} names (Node adds ${NODE_ONLY.length} file-system helpers)`);
+console.log(`both entries export the same ${b.size} names (Node adds ${NODE_ONLY.length} Node-only helpers: files, training, Keras import, thread priority)`);
 
 execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.types.json")], { stdio: "inherit" });
 console.log(`built dist/types (declarations of src/node.ts and src/browser.ts)`);
