@@ -199,6 +199,39 @@ fn quad_coords(i: u32) -> vec4<u32> {
   return vec4<u32>(i % qw, r % p.outd.y, ncod % p.outd.x, ncod / p.outd.x);
 }
 
+// A quad walk: the invocation's (w quad, oh, od, nc), advanced by the grid stride with a
+// mixed-radix add (each digit of the stride is below its limit, so one carry per digit).
+struct QuadWalk { c: vec4<u32>, dc: vec4<u32>, lim: vec3<u32> }
+
+fn quad_walk(i0: u32, stride: u32) -> QuadWalk {
+  return QuadWalk(quad_coords(i0), quad_coords(stride), vec3<u32>(p.outd.z / 4u, p.outd.y, p.outd.x));
+}
+
+fn quad_advance(w: ptr<function, QuadWalk>) {
+  var c = (*w).c + (*w).dc;
+  var k = u32(c.x >= (*w).lim.x);
+  c.x -= k * (*w).lim.x;
+  c.y += k;
+  k = u32(c.y >= (*w).lim.y);
+  c.y -= k * (*w).lim.y;
+  c.z += k;
+  k = u32(c.z >= (*w).lim.z);
+  c.z -= k * (*w).lim.z;
+  c.w += k;
+  (*w).c = c;
+}
+
+// The quad's window origin: b4, the vec4 index of tap (0, 0)'s two input vec4s; j0, the four
+// outputs' tap (0, 0) flat input indices (what idx stores).
+struct QuadWindow { b4: u32, j0: vec4<u32> }
+
+fn quad_window(c: vec4<u32>) -> QuadWindow {
+  let iw4 = p.ind.z / 4u;
+  let row = c.z * KD * p.ind.y + 2u * c.y; // tap (0, 0)'s input row within the [D, H] slice
+  return QuadWindow((c.w * p.ind.x * p.ind.y + row) * iw4 + 2u * c.x,
+                    vec4<u32>(row * p.ind.z + 8u * c.x) + vec4<u32>(0u, 2u, 4u, 6u));
+}
+
 // Windows of KD x 2 x 2 at stride KD x 2 x 2 without padding or dilation (2³ and 2D 2x2 pools,
 // the U-Nets' downsampling) on an input W that is a multiple of 8, so every output row is whole
 // quads: each iteration makes 4 consecutive outputs along W (one vec4 of y and one of idx) from
@@ -213,23 +246,19 @@ fn main_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   let iw4 = p.ind.z / 4u;
   let plane4 = p.ind.y * iw4;
   let i0 = gid.x + gid.y * nwg.x * 64u;
-  var c = quad_coords(i0);
-  let dc = quad_coords(stride);
-  let lim = vec3<u32>(p.outd.z / 4u, p.outd.y, p.outd.x);
+  var walk = quad_walk(i0, stride);
   for (var i = i0; i < p.n; i += stride) {
-    let row = c.z * KD * p.ind.y + 2u * c.y; // tap (0, 0)'s input row within the [D, H] slice
-    let b4 = (c.w * p.ind.x * p.ind.y + row) * iw4 + 2u * c.x;
-    let j0 = vec4<u32>(row * p.ind.z + 8u * c.x) + vec4<u32>(0u, 2u, 4u, 6u);
+    let win = quad_window(walk.c);
     var best = vec4<f32>(0.0);
     var arg = vec4<u32>(0u);
     for (var kd = 0u; kd < KD; kd++) {
       for (var kh = 0u; kh < 2u; kh++) {
         let off = kd * plane4 + kh * iw4;
-        let a = src4[b4 + off];
-        let b = src4[b4 + off + 1u];
+        let a = src4[win.b4 + off];
+        let b = src4[win.b4 + off + 1u];
         let e = vec4<f32>(a.x, a.z, b.x, b.z); // column 0 of each output's window
         let o = vec4<f32>(a.y, a.w, b.y, b.w); // column 1
-        let je = j0 + vec4<u32>(off * 4u);
+        let je = win.j0 + vec4<u32>(off * 4u);
         let ce = vec4<bool>(kd == 0u && kh == 0u) | (e > best) | nan4(e);
         best = select(best, e, ce);
         arg = select(arg, je, ce);
@@ -240,17 +269,7 @@ fn main_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     dst4[i] = best;
     idx4[i] = arg;
-    // c += dc, mixed radix (each digit of dc is below its limit, so one carry per digit)
-    c.x += dc.x;
-    var k = u32(c.x >= lim.x);
-    c.x -= k * lim.x;
-    c.y += dc.y + k;
-    k = u32(c.y >= lim.y);
-    c.y -= k * lim.y;
-    c.z += dc.z + k;
-    k = u32(c.z >= lim.z);
-    c.z -= k * lim.z;
-    c.w += dc.w + k;
+    quad_advance(&walk);
   }
 }
 
@@ -264,34 +283,21 @@ fn scatter_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let iw4 = p.ind.z / 4u;
   let plane4 = p.ind.y * iw4;
   let i0 = gid.x + gid.y * nwg.x * 64u;
-  var c = quad_coords(i0);
-  let dc = quad_coords(stride);
-  let lim = vec3<u32>(p.outd.z / 4u, p.outd.y, p.outd.x);
+  var walk = quad_walk(i0, stride);
   for (var i = i0; i < p.n; i += stride) {
-    let row = c.z * KD * p.ind.y + 2u * c.y;
-    let b4 = (c.w * p.ind.x * p.ind.y + row) * iw4 + 2u * c.x;
-    let j0 = vec4<u32>(row * p.ind.z + 8u * c.x) + vec4<u32>(0u, 2u, 4u, 6u);
+    let win = quad_window(walk.c);
     let g = src4[i];
     let a = idx4[i];
     for (var kd = 0u; kd < KD; kd++) {
       for (var kh = 0u; kh < 2u; kh++) {
         let off = kd * plane4 + kh * iw4;
-        let je = j0 + vec4<u32>(off * 4u);
+        let je = win.j0 + vec4<u32>(off * 4u);
         let e = select(vec4<f32>(0.0), g, a == je);              // column 0 of each window
         let o = select(vec4<f32>(0.0), g, a == je + vec4<u32>(1u)); // column 1
-        dst4[b4 + off] = vec4<f32>(e.x, o.x, e.y, o.y);
-        dst4[b4 + off + 1u] = vec4<f32>(e.z, o.z, e.w, o.w);
+        dst4[win.b4 + off] = vec4<f32>(e.x, o.x, e.y, o.y);
+        dst4[win.b4 + off + 1u] = vec4<f32>(e.z, o.z, e.w, o.w);
       }
     }
-    c.x += dc.x;
-    var k = u32(c.x >= lim.x);
-    c.x -= k * lim.x;
-    c.y += dc.y + k;
-    k = u32(c.y >= lim.y);
-    c.y -= k * lim.y;
-    c.z += dc.z + k;
-    k = u32(c.z >= lim.z);
-    c.z -= k * lim.z;
-    c.w += dc.w + k;
+    quad_advance(&walk);
   }
 }
