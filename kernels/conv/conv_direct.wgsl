@@ -23,7 +23,7 @@ override VOX: u32 = 1u;  // consecutive outputs along W per invocation: 1, 4 or 
 override KW: u32 = 0u;   // kernel width of the window loop; 0 = general loop
 override SW: u32 = 1u;   // W stride (window loop only)
 override DW: u32 = 1u;   // W dilation (window loop only)
-// #include "conv/conv_direct_io"
+// #include "conv/conv_io"
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,

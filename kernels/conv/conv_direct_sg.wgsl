@@ -17,7 +17,7 @@ override VOX: u32 = 1u;  // consecutive outputs along W per invocation (VOX * OC
 override KW: u32 = 1u;   // kernel width
 override SW: u32 = 1u;   // W stride
 override DW: u32 = 1u;   // W dilation
-// #include "conv/conv_direct_io"
+// #include "conv/conv_io"
 
 // OCB/4 quads of weights: lane l holds a = channel l % 8, b = channel 8 + l % 8 of this tap.
 fn spread(a: f32, b: f32) -> array<vec4<f32>, 4> {

@@ -4,7 +4,8 @@
 // with g = oc / cout_g. Serves conv-transpose forward and conv's grad input (conv's weight
 // [Cout, Cin/g, k] is exactly a transposed conv's [IC, OC/g, k]); every output element sums
 // what reaches it, so no atomics are needed.
-// Bindings: 0 p (uniforms), 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y.
+// Uniforms and bindings (conv_io.wgsl): 0 p, 1 x, 2 w, 3 bias (bound to w when use_bias = 0), 4 y;
+// a W tile is (W phase, run of VOX outputs of that phase): wtiles = stride_w * ceil(ceil(W / stride_w) / VOX).
 // Element type: x, w, bias and y hold `elem` (f32 here; the loader's "f16" variant swaps the
 // alias line, src/runtime/kernels.ts), loaded with f32(...) and accumulated in f32 either way.
 // Trick: per dim only taps with (o + pad - k*dil) divisible by stride contribute; they are
@@ -20,31 +21,7 @@
 override OCB: u32 = 4u;  // output channels per invocation: 1 to 8
 override VOX: u32 = 1u;  // outputs along W per invocation, one W phase: 1 to 4
 override TPG: u32 = 1u;  // W taps per input window: 1 to 8 (> 1 only when dil divides stride)
-alias elem = f32;
-struct Params {
-  batch: u32,
-  cin: u32,     // channels of x
-  cout: u32,    // channels of y
-  cin_g: u32,   // cin / groups
-  cout_g: u32,  // cout / groups
-  groups: u32,
-  nblk: u32,    // ceil(cout_g / OCB)
-  tiles: u32,   // ceil(D * H * wtiles / 64)
-  wtiles: u32,  // W tiles: stride_w * ceil(ceil(W / stride_w) / VOX)
-  use_bias: u32,
-  isz: vec4<u32>,  // input D, H, W, D*H*W
-  osz: vec4<u32>,  // output D, H, W, D*H*W
-  ksz: vec4<u32>,  // kernel D, H, W, D*H*W
-  stride: vec4<u32>,
-  pad: vec4<u32>,
-  dil: vec4<u32>,
-  kstep: vec4<u32>,  // stride / gcd(stride, dil) per dim
-}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<elem>;
-@group(0) @binding(2) var<storage, read> w: array<elem>;
-@group(0) @binding(3) var<storage, read> bias: array<elem>;
-@group(0) @binding(4) var<storage, read_write> y: array<elem>;
+// #include "conv/conv_io"
 
 // First tap k whose input offset t0 - k*d is a non-negative multiple of s; k_max if none.
 fn first_tap(t0: i32, s: i32, d: i32, kstep: i32, k_max: i32) -> i32 {

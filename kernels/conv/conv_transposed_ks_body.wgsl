@@ -11,30 +11,12 @@
 // one input (d, h) row and 4 input columns w0..w0+3; accumulators acc[co * KW + c] hold the 4
 // columns' outputs of channel co at W phase c, which interleave into KW * 4 consecutive outputs
 // (KW vec4 stores per channel in run4).
-// Bindings: 0 p, 1 x / x4, 2 w, 3 bias (bound to w when use_bias = 0), 4 y / y4. run4 (x4, y4:
+// Uniforms and bindings: conv_io.wgsl's (0 p, 1 x, 2 w, 3 bias bound to w when use_bias = 0, 4 y;
+// a W tile is 4 input columns, wtiles = ceil(W / 4); stride = ksz, no pad) and 5 x4, 6 y4. run4 (x4, y4:
 // vec4 loads and stores) needs input W % 4 == 0 and 16-byte aligned x and y; run1 takes any W.
 override OCB: u32 = 8u;  // output channels per invocation: 4, 8 or 16, OCB * KW <= 32
 override KW: u32 = 2u;   // kernel width = W stride: 1 to 8
-struct Params {
-  batch: u32,
-  cin: u32,     // channels of x
-  cout: u32,    // channels of y
-  cin_g: u32,   // cin / groups
-  cout_g: u32,  // cout / groups
-  groups: u32,
-  nblk: u32,    // ceil(cout_g / OCB)
-  tiles: u32,   // ceil(D * H * wtiles / 64)
-  wtiles: u32,  // ceil(W / 4)
-  use_bias: u32,
-  isz: vec4<u32>,  // input D, H, W, D*H*W
-  osz: vec4<u32>,  // output D, H, W, D*H*W
-  ksz: vec4<u32>,  // kernel (= stride) D, H, W, D*H*W
-}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// #include "conv/conv_io"
 @group(0) @binding(5) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> y4: array<vec4<f32>>;
 

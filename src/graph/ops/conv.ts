@@ -20,6 +20,7 @@ import { needsGrad, record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label, spreadsOverSubgroup } from "../launch.ts";
 import { convDepthSlabs, recordConvSplit } from "./split.ts";
 import { ksEligible, launchTransposeKs } from "./conv_transpose_ks.ts";
+import { convUniforms } from "./conv_uniforms.ts";
 
 export interface ConvOptions {
   stride?: number | number[];
@@ -85,7 +86,6 @@ const K1_TCO = 16;
 
 const vec4 = (v: V3) => [v[0], v[1], v[2], numel(v)];
 const to3 = (v: number[], fill: number): V3 => (v.length === 2 ? [fill, v[0]!, v[1]!] : [v[0]!, v[1]!, v[2]!]);
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /** A per-dimension option as `nd` integers (a scalar applies to every dim). */
 function spatialOption(op: string, name: string, v: number | number[] | undefined, nd: number, def: number, min: number): number[] {
@@ -159,24 +159,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   const nblk = Math.ceil(coutG / ocb);
   const wtiles = sw * Math.ceil(Math.ceil(osz[2] / sw) / vox);
   const tiles = Math.ceil((osz[0] * osz[1] * wtiles) / TILE);
-  const uniforms: Record<string, number | number[]> = {
-    batch: g.batch,
-    cin,
-    cout,
-    cin_g: cin / g.groups,
-    cout_g: coutG,
-    groups: g.groups,
-    nblk,
-    tiles,
-    use_bias: bias ? 1 : 0,
-    wtiles,
-    isz: vec4(spatial3(x)),
-    osz: vec4(osz),
-    ksz: vec4(g.k),
-    stride: g.stride,
-    pad: g.pad,
-    dil: g.dil,
-  };
+  const uniforms = convUniforms({ batch: g.batch, cin, cout, groups: g.groups, nblk, tiles, wtiles, hasBias: bias !== null, isz: spatial3(x), osz, k: g.k, stride: g.stride, pad: g.pad, dil: g.dil });
   const constants: Record<string, number> = { OCB: ocb, VOX: vox };
   // conv_direct's window loop: the VOX outputs' W taps read one run of consecutive inputs, loaded
   // once per (input channel, kd, kh) where that is fewer loads than one per output and tap
@@ -189,8 +172,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   if (useSg || (fits && g.k[2] > 1 && win < vox * g.k[2])) Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
   const base = transposed ? "conv/conv_transposed" : useSg ? "conv/conv_direct_sg" : "conv/conv_direct";
   if (transposed) {
-    const kstep = g.stride.map((s, i) => s / gcd(s, g.dil[i]!));
-    uniforms.kstep = kstep;
+    const kstep = uniforms.kstep as number[];
     // W taps of one phase that share an input window: all of them (at most 8) when consecutive
     // phase taps read consecutive inputs (kstep * dil = stride, i.e. dil divides stride)
     const tapsPerPhase = Math.ceil(g.k[2] / kstep[2]!);

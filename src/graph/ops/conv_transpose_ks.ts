@@ -8,6 +8,7 @@
 // split-K grad w did not beat them on lavapipe (docs/ops/conv.md).
 import { Tensor } from "../../runtime/index.ts";
 import { label, spreadsOverSubgroup } from "../launch.ts";
+import { convUniforms } from "./conv_uniforms.ts";
 
 type V3 = [number, number, number];
 /** conv.ts's Geometry (spatial dims always 3, D = 1 for 2D). */
@@ -52,16 +53,14 @@ function channelBlock(coutG: number, kw: number): number {
   return ocb;
 }
 
-/** The uniforms both directions share: shapes of the forward's x (isz) and y (osz), W tiles of 4
- * input columns and 64 of them per workgroup. */
+/** Spatial shapes of x (isz) and y (osz), W tiles of 4 input columns and 64 of them per workgroup. */
 function shapes(xShape: readonly number[], g: KsGeometry) {
   const sp = xShape.slice(2);
   const isz: V3 = sp.length === 3 ? [sp[0]!, sp[1]!, sp[2]!] : [1, sp[0]!, sp[1]!];
   const osz: V3 = [isz[0] * g.k[0], isz[1] * g.k[1], isz[2] * g.k[2]];
   const wtiles = Math.ceil(isz[2] / 4);
   const tiles = Math.ceil((isz[0] * isz[1] * wtiles) / TILE);
-  const n3 = (v: V3) => [v[0], v[1], v[2], v[0] * v[1] * v[2]];
-  return { wtiles, tiles, isz: n3(isz), osz: n3(osz), ksz: n3(g.k), vecW: isz[2] % 4 === 0 };
+  return { wtiles, tiles, isz, osz, vecW: isz[2] % 4 === 0 };
 }
 
 const kernelFor = (t: Tensor) => (spreadsOverSubgroup(t.device) ? "conv/conv_transposed_ks_sg" : "conv/conv_transposed_ks");
@@ -72,7 +71,7 @@ export function launchTransposeKs(x: Tensor, w: Tensor, bias: Tensor | null, cou
   const y = Tensor.empty(device, outShape, "f32", name);
   const cin = x.shape[1]!;
   const coutG = cout / g.groups;
-  const { wtiles, tiles, isz, osz, ksz, vecW } = shapes(x.shape, g);
+  const { wtiles, tiles, isz, osz, vecW } = shapes(x.shape, g);
   const ocb = channelBlock(coutG, g.k[2]);
   const nblk = Math.ceil(coutG / ocb);
   const vec = vecW && x.byteOffset % 16 === 0 && y.byteOffset % 16 === 0;
@@ -81,21 +80,7 @@ export function launchTransposeKs(x: Tensor, w: Tensor, bias: Tensor | null, cou
     entry: vec ? "main4" : "main",
     constants: { OCB: ocb, KW: g.k[2] },
     bindings: vec ? { x4: x, w, bias: bias ?? w, y4: y } : { x, w, bias: bias ?? w, y },
-    uniforms: {
-      batch: g.batch,
-      cin,
-      cout,
-      cin_g: cin / g.groups,
-      cout_g: coutG,
-      groups: g.groups,
-      nblk,
-      tiles,
-      wtiles,
-      use_bias: bias ? 1 : 0,
-      isz,
-      osz,
-      ksz,
-    },
+    uniforms: convUniforms({ batch: g.batch, cin, cout, groups: g.groups, nblk, tiles, wtiles, hasBias: bias !== null, isz, osz, k: g.k, stride: g.k, pad: [0, 0, 0], dil: [1, 1, 1] }),
     workgroups: g.batch * g.groups * nblk * g.k[0] * g.k[1] * tiles,
     label: label(name, x, w, bias),
   });

@@ -1,6 +1,7 @@
-// Declarations shared by conv_direct.wgsl and conv_direct_sg.wgsl (spliced in with
-// `// #include "conv/conv_direct_io"`): the element type, uniforms, bindings and the tap-range
-// helper; the includer declares the overrides (OCB, VOX, KW, SW, DW) and the loops.
+// Declarations shared by the conv gather kernels, conv_direct(_sg).wgsl, conv_transposed.wgsl and
+// conv_transposed_ks(_sg).wgsl (spliced in with `// #include "conv/conv_io"`): the element type,
+// uniforms (filled by src/graph/ops/conv_uniforms.ts), bindings and the tap-range helper; the
+// includer declares its overrides and loops, and says what one of its W tiles is.
 const MAXWIN = 24u;
 alias elem = f32;
 struct Params {
@@ -12,7 +13,7 @@ struct Params {
   groups: u32,
   nblk: u32,    // ceil(cout_g / OCB): channel blocks per group
   tiles: u32,   // ceil(D * H * wtiles / 64)
-  wtiles: u32,  // ceil(output W / VOX)
+  wtiles: u32,  // W tiles per (d, h) row (each kernel's header says what a tile is)
   use_bias: u32,
   isz: vec4<u32>,  // input D, H, W, D*H*W
   osz: vec4<u32>,  // output D, H, W, D*H*W
@@ -20,6 +21,7 @@ struct Params {
   stride: vec4<u32>,
   pad: vec4<u32>,
   dil: vec4<u32>,
+  kstep: vec4<u32>,  // stride / gcd(stride, dil) per dim (conv_transposed's tap period)
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<elem>;
