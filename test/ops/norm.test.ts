@@ -58,6 +58,25 @@ function refNorm(
 }
 
 /** Central finite differences of sum(f(v) * dy) at the listed indices of v (float64). */
+/** float64 layer norm backward over rows of dn (eps 1e-5): dx, and the weight and bias gradients. */
+function refLayerNormBackward(xd: readonly number[], dyd: readonly number[], wd: readonly number[] | null, m: number, dn: number) {
+  const st = refNorm(xd, (i) => Math.floor(i / dn), (i) => i % dn, null, null, 1e-5);
+  const [dx, dw, db] = [new Array<number>(m * dn), new Array<number>(dn).fill(0), new Array<number>(dn).fill(0)];
+  for (let i = 0; i < m; i++) {
+    const rstd = 1 / Math.sqrt(st.var[i]! + 1e-5);
+    const g = (j: number) => dyd[i * dn + j]! * (wd ? wd[j]! : 1);
+    let [sg, sgx] = [0, 0];
+    for (let j = 0; j < dn; j++) {
+      sg += g(j);
+      sgx += g(j) * st.y[i * dn + j]!;
+      dw[j] += dyd[i * dn + j]! * st.y[i * dn + j]!;
+      db[j] += dyd[i * dn + j]!;
+    }
+    for (let j = 0; j < dn; j++) dx[i * dn + j] = rstd * (g(j) - sg / dn - st.y[i * dn + j]! * (sgx / dn));
+  }
+  return { dx, dw, db };
+}
+
 function fdGrad(f: (v: number[]) => number[], v: readonly number[], dy: readonly number[], indices: number[], h = 1e-4): number[] {
   const loss = (u: number[]) => f(u).reduce((s, y, i) => s + y * dy[i]!, 0);
   return indices.map((k) => {
@@ -669,23 +688,7 @@ describe.each(PATHS)("layer norm (subgroups: $subgroups)", ({ subgroups, suffix 
       const b = hasB ? leaf(d, bd, [dn]) : null;
       const y = layerNorm(x, w, b);
       backward(y, [Tensor.from(d, dyd, shape)]);
-      const st = refNorm(xd, (i) => Math.floor(i / dn), (i) => i % dn, null, null, 1e-5);
-      const [dx, dw, db] = [new Array<number>(m * dn), new Array<number>(dn).fill(0), new Array<number>(dn).fill(0)];
-      for (let i = 0; i < m; i++) {
-        const rstd = 1 / Math.sqrt(st.var[i]! + 1e-5);
-        let [sg, sgx] = [0, 0];
-        for (let j = 0; j < dn; j++) {
-          const g = dyd[i * dn + j]! * (hasW ? wd[j]! : 1);
-          sg += g;
-          sgx += g * st.y[i * dn + j]!;
-          dw[j] += dyd[i * dn + j]! * st.y[i * dn + j]!;
-          db[j] += dyd[i * dn + j]!;
-        }
-        for (let j = 0; j < dn; j++) {
-          const g = dyd[i * dn + j]! * (hasW ? wd[j]! : 1);
-          dx[i * dn + j] = rstd * (g - sg / dn - st.y[i * dn + j]! * (sgx / dn));
-        }
-      }
+      const { dx, dw, db } = refLayerNormBackward(xd, dyd, hasW ? wd : null, m, dn);
       expectClose(await x.grad!.read(), dx, 2e-5, "dx");
       if (w) expectClose(await w.grad!.read(), dw, 2e-5, "dw");
       if (b) expectClose(await b.grad!.read(), db, 2e-5, "db");
@@ -777,19 +780,7 @@ describe("norm family with a lowered workgroup limit (2D launches)", () => {
     const b = leaf(d, uniform(dn, 96, -1, 1), [dn]);
     const y = layerNorm(x, w, b);
     backward(y, [Tensor.from(d, dyd, [m, dn])]);
-    const st = refNorm(xd, (i) => Math.floor(i / dn), (i) => i % dn, null, null, 1e-5);
-    const [dx, dw, db] = [new Array<number>(m * dn), new Array<number>(dn).fill(0), new Array<number>(dn).fill(0)];
-    for (let i = 0; i < m; i++) {
-      const rstd = 1 / Math.sqrt(st.var[i]! + 1e-5);
-      let [sg, sgx] = [0, 0];
-      for (let j = 0; j < dn; j++) {
-        const [g, h] = [dyd[i * dn + j]! * wd[j]!, st.y[i * dn + j]!];
-        [sg, sgx] = [sg + g, sgx + g * h];
-        dw[j] += dyd[i * dn + j]! * h;
-        db[j] += dyd[i * dn + j]!;
-      }
-      for (let j = 0; j < dn; j++) dx[i * dn + j] = rstd * (dyd[i * dn + j]! * wd[j]! - sg / dn - st.y[i * dn + j]! * (sgx / dn));
-    }
+    const { dx, dw, db } = refLayerNormBackward(xd, dyd, wd, m, dn);
     expectClose(await x.grad!.read(), dx, 2e-5, "layer norm dx");
     expectClose(await w.grad!.read(), dw, 2e-5, "layer norm dw");
     expectClose(await b.grad!.read(), db, 2e-5, "layer norm db");
