@@ -75,8 +75,18 @@ async function run(dev: Device, x: number[], shape: number[], opts: Parameters<t
   }
 }
 
-describe("upsample ×2 fast paths against a float64 reference", () => {
-  const dev = useDevice();
+// Both paths: with fixed-size subgroups (lavapipe: 8) the fused W+H backward is x2hw4_sg
+// (resample/upsample_axis_sg: neighbour columns by shuffle), without them x2hw4.
+const PATHS = [{ subgroups: true }, { subgroups: false }];
+
+/** The entries a case lists for the portable path, as the given device dispatches them. */
+function onPath(d: Device, entries: string[]): string[] {
+  if (d.subgroupSize === null) return entries;
+  return entries.map((e) => (e === "upsample_axis:x2hw4" ? "upsample_axis_sg:x2hw4_sg" : e));
+}
+
+describe.each(PATHS)("upsample ×2 fast paths against a float64 reference (subgroups: $subgroups)", ({ subgroups }) => {
+  const dev = useDevice({ subgroups });
   // entries: the forward's, then the backward's in order
   const cases: { name: string; shape: number[]; opts: Parameters<typeof upsample>[1]; entries: string[] }[] = [
     // main2x8 (input W a multiple of 4); backward x2hw4 (vec4-load W adjoint) then the D pass x2i4
@@ -125,18 +135,35 @@ describe("upsample ×2 fast paths against a float64 reference", () => {
       const ref = upsampleRef(x, c.shape, out, ratio, linear, align, r.dy);
       expectClose(r.y, ref.y, 1e-5);
       expectClose(r.dx, ref.dx, 1e-5);
-      expect(r.entries).toEqual(c.entries);
+      expect(r.entries).toEqual(onPath(dev(), c.entries));
+    });
+  // subgroups spanning rows (W 12, 20: 3 and 5 quads per row) and lanes past n in the last
+  // subgroup, H segments of 32 and 3 rows in one subgroup (H 35, 2 quads), odd channels
+  if (subgroups)
+    it("ran x2hw4_sg where the device has subgroups, x2hw4 where not", async () => {
+      const shape = [1, 3, 2, 35, 20];
+      const x = uniform(prod(shape), 5);
+      const r = await run(dev(), x, shape, { mode: "trilinear", scale: 2 });
+      expect(r.entries).toEqual(onPath(dev(), ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"]));
+      const ref = upsampleRef(x, shape, [4, 70, 40], [0.5, 0.5, 0.5], true, false, r.dy);
+      expectClose(r.dx, ref.dx, 1e-5);
+      if (dev().subgroupSize !== null) expect(dev().pipelines.entries).toContain("resample/upsample_axis_sg:x2hw4_sg");
+    });
+  else
+    it("ran no subgroup kernel", () => {
+      expect(dev().subgroupSize).toBeNull();
+      expect(dev().pipelines.entries.some((e) => e.includes("_sg"))).toBe(false);
     });
 });
 
-describe("upsample ×2 fast paths with launches split over x and y", () => {
+describe.each(PATHS)("upsample ×2 fast paths with launches split over x and y (subgroups: $subgroups)", ({ subgroups }) => {
   // 8 workgroups per dim: main2x8 needs 10 (640 blocks), x2hw4 18, x2i4 10
-  const dev = useDevice({ limits: { maxWorkgroupsPerDim: 8 } });
+  const dev = useDevice({ subgroups, limits: { maxWorkgroupsPerDim: 8 } });
   it("trilinear ×2, W 16: same results as the float64 reference", async () => {
     const shape = [2, 8, 9, 5, 16];
     const x = uniform(prod(shape), 23);
     const r = await run(dev(), x, shape, { mode: "trilinear", scale: 2 });
-    expect(r.entries).toEqual(["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"]);
+    expect(r.entries).toEqual(onPath(dev(), ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"]));
     const ref = upsampleRef(x, shape, [18, 10, 32], [0.5, 0.5, 0.5], true, false, r.dy);
     expectClose(r.y, ref.y, 1e-5);
     expectClose(r.dx, ref.dx, 1e-5);

@@ -1,6 +1,6 @@
 import { PulmoError, Tensor, numel, shapeStr } from "../../runtime/index.ts";
 import { record } from "../tape.ts";
-import { expectFloat, expectRank, groups1d, label } from "../launch.ts";
+import { expectFloat, expectRank, groups1d, label, spreadsOverSubgroup } from "../launch.ts";
 import { overBindingLimit, splitChannels } from "./split.ts";
 
 export type UpsampleMode = "nearest" | "linear" | "bilinear" | "trilinear";
@@ -172,9 +172,12 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
         // the axis is H, inner the input W
         const threads = nc * shape[0]! * Math.ceil(inSp[1]! / HWSEG) * Math.ceil(inSp[2]! / 4);
         const v4 = inSp[2]! % 4 === 0;
+        // subgroups of at least 8 lanes: x2hw4_sg (upsample_axis_sg) takes the dy rows' neighbour
+        // columns from the lanes beside instead of loading them
+        const sg = v4 && spreadsOverSubgroup(device);
         device.dispatch({
-          kernel: "resample/upsample_axis",
-          entry: v4 ? "x2hw4" : "x2hw",
+          kernel: sg ? "resample/upsample_axis_sg" : "resample/upsample_axis",
+          entry: sg ? "x2hw4_sg" : v4 ? "x2hw4" : "x2hw",
           constants: { ...constants, SEG: HWSEG },
           bindings: v4 ? { src: cur, src4: cur, dst4: next } : { src: cur, src4: cur, dst: next },
           uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, n: threads },

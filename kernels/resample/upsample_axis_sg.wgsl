@@ -1,0 +1,57 @@
+enable subgroups;
+// The subgroup reads are in subgroup-uniform control flow (see x2hw4_sg), which the uniformity
+// analysis cannot see: every lane computes from a clamped index instead of returning early.
+diagnostic(off, subgroup_uniformity);
+// x2hw4 (resample/upsample_axis, included whole: same uniforms and bindings) with the two
+// neighbouring dy columns of each row quad taken from the lanes beside instead of loaded (subgroups
+// of at least 8 lanes; the caller checks Device.subgroupSize; without them x2hw4 runs). Lanes on
+// consecutive quads k of one dy row: m = lane k − 1's w.w, r = lane k + 1's v.x; the row's first
+// quad clamps m to v.x and its last r to w.w (the edge rule), and only a subgroup's edge lanes
+// inside a row load theirs. Lavapipe, 1×32×64³ dy: the pass's process CPU 0.88× of x2hw4's
+// (the scalar loads were ≈ 15 % of it).
+// Assumes a subgroup is consecutive local invocation ids (lane sl + 1 holds invocation e + 1), as
+// on llvmpipe; a lane only uses a neighbour's value when that neighbour has the same row.
+// #include "resample/upsample_axis"
+
+fn wq_sg(b: u32, k: u32, wo: u32, sl: u32, sgn: u32) -> vec4<f32> {
+  let j = 8u * k;
+  let v = src4[b / 4u + 2u * k];
+  let w = src4[b / 4u + 2u * k + 1u];
+  var m = select(subgroupShuffleUp(w.w, 1u), v.x, k == 0u);
+  var r = select(subgroupShuffleDown(v.x, 1u), w.w, j + 8u == wo);
+  if (sl == 0u && k != 0u) { m = src[b + j - 1u]; }
+  if (sl + 1u == sgn && j + 8u != wo) { r = src[b + j + 8u]; }
+  return vec4<f32>(x2_adj(m, v.x, v.y, v.z), x2_adj(v.y, v.z, v.w, w.x), x2_adj(v.w, w.x, w.y, w.z), x2_adj(w.y, w.z, w.w, r));
+}
+
+// n: outer × ceil(len_in / SEG) × inner / 4 (inner a multiple of 4). A subgroup walks
+// subgroupMax of its lanes' segment lengths in step (lanes past their segment's end or past n
+// re-read their last row and store nothing), so the shuffles see every lane at the same row step.
+@compute @workgroup_size(64)
+fn x2hw4_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(subgroup_invocation_id) sl: u32, @builtin(subgroup_size) sgn: u32) {
+  let e0 = gid.x + gid.y * nwg.x * 64u;
+  let live = e0 < p.n;
+  let e = min(e0, p.n - 1u);
+  let wo = 2u * p.inner;
+  let quads = p.inner / 4u;
+  let segs = (p.len_in + SEG - 1u) / SEG;
+  let k = e % quads;
+  let t = e / quads;
+  let i0 = (t % segs) * SEG;
+  let o = t / segs;
+  let rows = min(SEG, p.len_in - i0);
+  let steps = subgroupMax(rows);
+  let b = o * p.len_out;
+  let last = p.len_out - 1u;
+  var l = wq_sg((b + max(2u * i0, 1u) - 1u) * wo, k, wo, sl, sgn);
+  var a = wq_sg((b + 2u * i0) * wo, k, wo, sl, sgn);
+  for (var s = 0u; s < steps; s++) {
+    let i = i0 + min(s, rows - 1u);
+    let c = wq_sg((b + 2u * i + 1u) * wo, k, wo, sl, sgn);
+    let r = wq_sg((b + min(2u * i + 2u, last)) * wo, k, wo, sl, sgn);
+    if (live && s < rows) { dst4[(o * p.len_in + i) * quads + k] = X2_OUTER * (l + r) + X2_INNER * (a + c); }
+    l = c;
+    a = r;
+  }
+}
