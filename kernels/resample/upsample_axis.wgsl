@@ -18,8 +18,6 @@ struct Params {
   ratio: f32,  // source pixels per destination pixel
   align: u32,  // 1: align_corners=True
   n: u32,      // threads: outer × blocks of VB along the axis × inner
-  planes: u32, // x2hw4 / x2hw / x2hw4_sg: 0, or the dy's D (outer = batch × planes) to write dst
-               // H-major as [batch, len_in, planes, inner]; x2i4t: the input H; else 0
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -248,20 +246,13 @@ fn hw_next(h: ptr<function, HW>, i: u32) -> vec4<f32> {
   return v;
 }
 
-// dst row of outer o, input row i: [outer, len_in] or, with planes, H-major [outer / planes,
-// len_in, planes] (the D pass x2i4t then walks each (sample, row)'s D rows contiguously)
-fn hw_row(o: u32, i: u32) -> u32 {
-  if (p.planes == 0u) { return o * p.len_in + i; }
-  return ((o / p.planes) * p.len_in + i) * p.planes + o % p.planes;
-}
-
 @compute @workgroup_size(64)
 fn x2hw4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let e = gid.x + gid.y * nwg.x * 64u;
   if (e >= p.n) { return; }
   var h = hw_begin(e);
   let row4 = p.inner / 4u;
-  for (var i = h.i0; i < h.i1; i++) { dst4[hw_row(h.o, i) * row4 + h.k] = hw_next(&h, i); }
+  for (var i = h.i0; i < h.i1; i++) { dst4[(h.o * p.len_in + i) * row4 + h.k] = hw_next(&h, i); }
 }
 
 @compute @workgroup_size(64)
@@ -272,7 +263,7 @@ fn x2hw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let w = 4u * h.k;
   for (var i = h.i0; i < h.i1; i++) {
     let v = hw_next(&h, i);
-    let d = hw_row(h.o, i) * p.inner + w;
+    let d = (h.o * p.len_in + i) * p.inner + w;
     dst[d] = v.x;
     if (w + 1u < p.inner) { dst[d + 1u] = v.y; }
     if (w + 2u < p.inner) { dst[d + 2u] = v.z; }
@@ -337,36 +328,6 @@ fn x2i4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let c = src4[b + (2u * i + 1u) * in4];
     let r = src4[b + min(2u * i + 2u, last) * in4];
     dst4[(o * p.len_in + i) * in4 + k] = X2_OUTER * (l + r) + X2_INNER * (a + c);
-    l = c;
-    a = r;
-  }
-}
-
-// x2i4 over x2hw4's H-major result: src [batch, hi, len_out, inner] (hi = planes) viewed as
-// [batch × hi, len_out, inner], dst [batch, len_in, hi, inner]: an invocation's SEG steps read one
-// contiguous block of src (lavapipe, 1×32×64³ dy: x2hw4_sg + this at SEG 32 ≈ 0.9× the time of
-// x2hw4_sg + x2i4 over the [batch, len_out, hi, inner] layout). n: batch × hi × ceil(len_in / SEG) × inner / 4.
-@compute @workgroup_size(64)
-fn x2i4t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let e = gid.x + gid.y * nwg.x * 64u;
-  if (e >= p.n) { return; }
-  let in4 = p.inner / 4u;
-  let segs = (p.len_in + SEG - 1u) / SEG;
-  let k = e % in4;
-  let t = e / in4;
-  let i0 = (t % segs) * SEG;
-  let o = t / segs;
-  let row = o % p.planes;
-  let bo = o / p.planes;
-  let i1 = min(i0 + SEG, p.len_in);
-  let last = p.len_out - 1u;
-  let b = o * p.len_out * in4 + k;
-  var l = src4[b + (max(2u * i0, 1u) - 1u) * in4];
-  var a = src4[b + 2u * i0 * in4];
-  for (var i = i0; i < i1; i++) {
-    let c = src4[b + (2u * i + 1u) * in4];
-    let r = src4[b + min(2u * i + 2u, last) * in4];
-    dst4[((bo * p.len_in + i) * p.planes + row) * in4 + k] = X2_OUTER * (l + r) + X2_INNER * (a + c);
     l = c;
     a = r;
   }

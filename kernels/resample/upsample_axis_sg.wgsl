@@ -50,7 +50,7 @@ fn x2hw4_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = i0 + min(s, rows - 1u);
     let c = wq_sg((b + 2u * i + 1u) * wo, k, wo, sl, sgn);
     let r = wq_sg((b + min(2u * i + 2u, last)) * wo, k, wo, sl, sgn);
-    if (live && s < rows) { dst4[hw_row(o, i) * quads + k] = X2_OUTER * (l + r) + X2_INNER * (a + c); }
+    if (live && s < rows) { dst4[(o * p.len_in + i) * quads + k] = X2_OUTER * (l + r) + X2_INNER * (a + c); }
     l = c;
     a = r;
   }

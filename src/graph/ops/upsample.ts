@@ -23,8 +23,6 @@ const VB = 16;
 const SEG = 8;
 /** Input rows per invocation of the ×2 backward's fused W+H pass (x2hw4 / x2hw; paired at 32³: 16 and 32 ≈ 0.9× the time of 8). */
 const HWSEG = 32;
-/** D inputs per invocation of the ×2 backward's D pass over the H-major intermediate (x2i4t; paired at 32³: 32 ≈ 0.9× the time of 8 and 16). */
-const DTSEG = 32;
 /** Most workgroups the ×2 forward launches (main2x grid-strides over its blocks; llvmpipe pays
  * per workgroup, and 1024 × 64 invocations fill any GPU). */
 const MAX_GROUPS = 1024;
@@ -160,9 +158,6 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
     };
     // W and H both ×2: one fused pass (x2hw4 / x2hw) [.., Ho, Wo] → [.., Hi, Wi], no intermediate
     const fusedHW = x2(2) && x2(1);
-    // and D ×2 with input W a multiple of 4: the fused pass writes its result H-major,
-    // [nc, Hi, Do, Wi], and the D pass (x2i4t) reads each (nc, h)'s D rows as one block
-    const hMajor = fusedHW && x2(0) && inSp[2]! % 4 === 0;
     for (const d of [2, 1, 0]) {
       if (d === 1 && fusedHW) continue;
       // an identity axis (size kept at ratio 1: every mode copies; size 1 on both sides) is skipped
@@ -171,7 +166,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
       shape[d] = inSp[d]!;
       if (d === 2 && fusedHW) shape[1] = inSp[1]!;
       const next = Tensor.empty(device, [nc, ...shape]);
-      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align, planes: 0 };
+      const uniforms = { inner, len_in: inSp[d]!, len_out: outSp[d]!, ratio: geometry.ratio[d]!, align: geometry.align };
       const tag = label(`${op}_${mode}_backward`, dy);
       if (d === 2 && fusedHW) {
         // the axis is H, inner the input W
@@ -185,19 +180,7 @@ export function upsample(x: Tensor, opts: UpsampleOptions): Tensor {
           entry: sg ? "x2hw4_sg" : v4 ? "x2hw4" : "x2hw",
           constants: { ...constants, SEG: HWSEG },
           bindings: v4 ? { src: cur, src4: cur, dst4: next } : { src: cur, src4: cur, dst: next },
-          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, n: threads, planes: hMajor ? outSp[0]! : 0 },
-          workgroups: groups1d(threads),
-          label: tag,
-        });
-      } else if (d === 0 && hMajor) {
-        // the D pass over the H-major [nc, Hi, Do, Wi] (upsample_axis x2i4t): [nc·Hi, Do, Wi] → [nc, Di, Hi, Wi]
-        const threads = nc * inSp[1]! * Math.ceil(inSp[0]! / DTSEG) * (inSp[2]! / 4);
-        device.dispatch({
-          kernel: "resample/upsample_axis",
-          entry: "x2i4t",
-          constants: { ...constants, SEG: DTSEG },
-          bindings: { src4: cur, dst4: next },
-          uniforms: { ...uniforms, inner: inSp[2]!, planes: inSp[1]!, n: threads },
+          uniforms: { inner: inSp[2]!, len_in: inSp[1]!, len_out: outSp[1]!, ratio: geometry.ratio[1]!, align: geometry.align, n: threads },
           workgroups: groups1d(threads),
           label: tag,
         });
