@@ -93,6 +93,8 @@ describe.each(PATHS)("upsample ×2 fast paths against a float64 reference (subgr
     { name: "trilinear ×2, W 8, odd D and H, batch 2", shape: [2, 3, 3, 5, 8], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     // D 17: three D segments of x2i4 (SEG 8)
     { name: "trilinear ×2, non-cubic D 17 × H 19 × W 12", shape: [1, 2, 17, 19, 12], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
+    // D 35: five D segments of x2i4 (SEG 8), the last of 3; x2hw4_sg's subgroups span 8 rows of 1 quad
+    { name: "trilinear ×2, D 35 × H 3 × W 4, 3 channels", shape: [1, 3, 35, 3, 4], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     { name: "trilinear ×2, size-1 D and H, W 4", shape: [1, 2, 1, 1, 4], opts: { mode: "trilinear", scale: 2 }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     { name: "trilinear ×2 by size, W 16, H 9", shape: [2, 1, 2, 9, 16], opts: { mode: "trilinear", size: [4, 18, 32] }, entries: ["upsample:main2x8", "upsample_axis:x2hw4", "upsample_axis:x2i4"] },
     // nearest ×2: the forward's own path (near2x4), the backward's passes with weights 0, 1, 1, 0
