@@ -7,8 +7,9 @@ diagnostic(off, subgroup_uniformity);
 // of at least 8 lanes; the caller checks Device.subgroupSize; without them x2hw4 runs). Lanes on
 // consecutive quads k of one dy row: m = lane k − 1's w.w, r = lane k + 1's v.x; the row's first
 // quad clamps m to v.x and its last r to w.w (the edge rule), and only a subgroup's edge lanes
-// inside a row load theirs. Lavapipe, 1×32×64³ dy: the pass's process CPU 0.88× of x2hw4's
-// (the scalar loads were ≈ 15 % of it).
+// inside a row load theirs. Lavapipe, 1×32×64³ dy, paired: the two scalar loads were ≈ 15 % of
+// x2hw4; the whole backward (this + x2i4) 0.87× the time of x2hw4 + x2i4 before either advanced
+// its offsets by addition (0.95× with both doing so).
 // Assumes a subgroup is consecutive local invocation ids (lane sl + 1 holds invocation e + 1), as
 // on llvmpipe; a lane only uses a neighbour's value when that neighbour has the same row.
 // #include "resample/upsample_axis"
