@@ -9,7 +9,7 @@ diagnostic(off, subgroup_uniformity);
 // quad clamps m to v.x and its last r to w.w (the edge rule), and only a subgroup's edge lanes
 // inside a row load theirs. Lavapipe, 1×32×64³ dy, paired: the two scalar loads were ≈ 15 % of
 // x2hw4; the whole backward (this + x2i4) 0.87× the time of x2hw4 + x2i4 before either advanced
-// its offsets by addition (0.95× with both doing so).
+// its offsets by addition (≈ 0.92× of x2hw4 + x2i4 with both doing so).
 // Assumes a subgroup is consecutive local invocation ids (lane sl + 1 holds invocation e + 1), as
 // on llvmpipe; a lane only uses a neighbour's value when that neighbour has the same row.
 // #include "resample/upsample_axis"
