@@ -116,9 +116,12 @@ const cell = (t: PeerTime | undefined, ours: number, note?: string): PeerCell =>
 
 /** Times `fn` `reps` times (more for short kernels) after a warm-up, each run followed by a short probe of the matching
  * ceiling, so that with other processes competing for the cores every run is compared with the
- * ceiling measured right beside it. Returns the median ms and the per-run ceilings. */
-async function timedWithCeiling(fn: () => void, kind: "fma" | "copy"): Promise<{ times: number[]; ceilings: number[] }> {
+ * ceiling measured right beside it. `prepare`, when given, runs (and its GPU work completes)
+ * before each run, untimed. Returns the per-run times and ceilings. */
+async function timedWithCeiling(fn: () => void, kind: "fma" | "copy", prepare?: () => void): Promise<{ times: number[]; ceilings: number[] }> {
   const probe = () => (kind === "fma" ? measureFma(device, 1, FMA_PROBE_ITERS) : measureCopy(device, 1, COPY_PROBE_FLOATS));
+  const ready = async () => { if (prepare) { prepare(); await device.flush(); } };
+  await ready();
   const w0 = performance.now();
   fn();
   await device.flush();
@@ -126,6 +129,7 @@ async function timedWithCeiling(fn: () => void, kind: "fma" | "copy"): Promise<{
   // short kernels get more runs (up to SHORT_REPS): a 5 ms run swings ±30 % run to run here
   const n = Math.max(reps, Math.min(SHORT_REPS, Math.ceil(SHORT_SPAN_MS / (performance.now() - w0))));
   for (let i = 0; i < n; i++) {
+    await ready();
     const t0 = performance.now();
     fn();
     await device.flush();
@@ -162,12 +166,18 @@ async function bench(kernel: string, shape: string, fwd: () => Tensor, inputs: T
   tidy(device, () => { noGrad(() => { yShape = [...fwd().shape]; }); });
   const seed = Tensor.from(device, randData(yShape), yShape);
   for (const t of inputs) t.requiresGrad = true;
-  const br = await timedWithCeiling(() => tidy(device, () => {
-    const y = fwd();
-    backward(y, [seed]);
+  // The backward alone: each run's forward is recorded and completed untimed (its tensors kept in
+  // a scope of their own until the backward is recorded), then backward + GPU completion is timed.
+  const scope = new Set<{ dispose(): void }>();
+  const inScope = (fn: () => void) => { device.scopes.push(scope); try { fn(); } finally { device.scopes.pop(); } };
+  let y: Tensor | null = null;
+  const br = await timedWithCeiling(() => {
+    inScope(() => backward(y!, [seed]));
+    for (const t of scope) t.dispose();
+    scope.clear();
     for (const t of inputs) { t.grad?.dispose(); t.grad = null; }
-  }), kind);
-  const b = add("backward", br.times.map((t) => Math.max(t - fms, 1e-3)), br.ceilings, (work.bwdFlops ?? work.bwdBytes)!);
+  }, kind, () => inScope(() => { y = fwd(); }));
+  const b = add("backward", br.times, br.ceilings, (work.bwdFlops ?? work.bwdBytes)!);
   for (const t of inputs) t.requiresGrad = false;
   seed.dispose();
 
@@ -581,7 +591,7 @@ function writeResults(): void {
   const md = [
     `# Kernel bench (${quick ? "quick sizes" : "issue 7 sizes"})`, "",
     `Adapter: ${device.adapterDescription}. Ceilings measured at the start of the run: FMA ${result.ceilings.fma_gflops.toFixed(1)} GFLOP/s, copy ${result.ceilings.copy_gbps.toFixed(1)} GB/s (the same copy taking one exp per value: ${result.ceilings.exp_copy_gbps.toFixed(1)} GB/s). ` +
-    `Median of ${reps} runs after warm-up (up to ${SHORT_REPS} for kernels under ${SHORT_SPAN_MS / reps} ms), GPU completion included; backward = (forward + backward) − forward. ` +
+    `Median of ${reps} runs after warm-up (up to ${SHORT_REPS} for kernels under ${SHORT_SPAN_MS / reps} ms), GPU completion included; the backward is timed alone (each run's forward completed untimed before it; tfjs's backward = its forward + backward − forward). ` +
     `Each timed run is followed by a short probe of the matching ceiling; % of ceiling is the median of run rate / probe (the machine is shared, see bench/NOTES.md). ` +
     `Peer columns: time_peer / time_ours (> 1: ours faster); — = not available (reason in kernels.json and bench/NOTES.md).` +
     (remeasured.length ? ` Run of ${date.slice(0, 16).replace("T", " ")} UTC; rows re-measured later (--merge), each with its own ceiling probes: ${remeasured.join(", ")}.` : ""), "",
