@@ -80,6 +80,13 @@ async function untilIdle(limitS = 300): Promise<number> {
     if (cores < 0.2 || performance.now() - t0 > limitS * 1000) return (performance.now() - t0) / 1000;
   }
 }
+/** The previous row's peer sessions can leave their pipelines compiling in the background, as the
+ * warm-up does: each row waits for an idle process before it measures (and says when it had to). */
+async function quietAfterPeers(kernel: string): Promise<void> {
+  if (!withPeers) return;
+  const s = await untilIdle(60);
+  if (s > 1.5) console.log(`(${kernel}: waited ${s.toFixed(0)} s for the process to go idle)`);
+}
 const startError = (p: unknown) => (p instanceof Error ? `could not start: ${p.message}` : undefined);
 
 // Ceilings
@@ -142,6 +149,7 @@ const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 
 
 async function bench(kernel: string, shape: string, fwd: () => Tensor, inputs: Tensor[], work: Work, peers: Peers = {}) {
   if (only && !kernel.includes(only)) return;
+  await quietAfterPeers(kernel);
   const kind = work.flops ? "fma" : "copy";
   const fr = await timedWithCeiling(() => tidy(device, () => { noGrad(fwd); }), kind);
   const fms = med(fr.times);
@@ -333,6 +341,7 @@ const tfFilter = ([co, ci, ...k]: number[]) => [...k, ci!, co!];
 /** One timed row for a step with no backward (optimizer updates): bytes moved per step. */
 async function benchStep(kernel: string, shape: string, step: () => void, bytes: number) {
   if (only && !kernel.includes(only)) return;
+  await quietAfterPeers(kernel);
   const r = await timedWithCeiling(step, "copy");
   const ms = med(r.times);
   const row: Row = { kernel, direction: "forward", shape, ms: +ms.toFixed(3), gbps: +(bytes / ms / 1e6).toFixed(2), ceiling: +med(r.ceilings).toFixed(2),
