@@ -18,7 +18,7 @@
 // the network (the pool is trimmed before each network), so it counts pooled buffers: weights,
 // activations, gradients and freed buffers kept for reuse; not the uniform ring, staging buffers
 // or pipelines.
-import { createDevice, deprioritizeMainThread, buildModel, Tensor, tidy, backward, noGrad, PulmoError, type Device, type SegmentationNet } from "../src/node.ts";
+import { buildModel, Tensor, tidy, backward, noGrad, PulmoError, type Device, type SegmentationNet } from "../src/node.ts";
 import * as attentionUnet from "../src/models/attention_unet.ts";
 import * as coretr from "../src/models/coretr.ts";
 import * as cotr from "../src/models/cotr.ts";
@@ -30,6 +30,7 @@ import * as unet2d from "../src/models/unet2d.ts";
 import * as unet3d from "../src/models/unet3d.ts";
 import * as unetr from "../src/models/unetr.ts";
 import { fmaCeiling, rand, timings, writeResult } from "./common.ts";
+import { commandDevice } from "../src/cli/device.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Paper GPUs: fp32 peak = CUDA cores × boost clock × 2 FLOP per FMA (NVIDIA's launch figures:
@@ -222,8 +223,7 @@ interface Row {
   status: string;
 }
 
-const device = await createDevice();
-deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
+const device = await commandDevice(); // as the `pulmo` commands: main thread deprioritized
 const t0 = performance.now();
 const fma = await fmaCeiling(device, 5, 512);
 console.log(`adapter: ${device.adapterDescription}`);

@@ -4,13 +4,12 @@
 // Usage: npx tsx bench/probe_tile.ts [--reps 5]  → bench/results/probe_tile.json
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createDevice, deprioritizeMainThread } from "../src/node.ts";
 import { fmaCeiling, writeResult } from "./common.ts";
+import { commandDevice } from "../src/cli/device.ts";
 
 const argv = process.argv.slice(2);
 const reps = argv.includes("--reps") ? Number(argv[argv.indexOf("--reps") + 1]) : 5;
-const device = await createDevice();
-deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
+const device = await commandDevice(); // as the `pulmo` commands: main thread deprioritized
 const gpu = device.gpu;
 const code = readFileSync(join(import.meta.dirname, "..", "kernels", "bench", "tile_fma.wgsl"), "utf8");
 const module = gpu.createShaderModule({ code });

@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { createDevice, deprioritizeMainThread } from "../node.ts";
+import { commandDevice } from "./device.ts";
 import { runGoldenFile } from "../golden/run_file.ts";
 import { UsageError, type Command } from "./args.ts";
 
@@ -18,8 +18,7 @@ export async function checkGolden(dirs: readonly string[]): Promise<number> {
     } catch {
       throw new UsageError(`check-golden: cannot read ${dir}`);
     }
-  const device = await createDevice();
-  deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
+  const device = await commandDevice();
   let passed = 0,
     failed = 0;
   try {

@@ -3,7 +3,7 @@
 // an RTSTRUCT with its CT series and a JSON report. What it shows: docs/demo.md.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createDevice, deprioritizeMainThread } from "../node.ts";
+import { commandDevice } from "./device.ts";
 import { PulmoError } from "../runtime/errors.ts";
 import { segment } from "../pipeline/inference.ts";
 import { bundleSegmentOptions, readModelBundle } from "../pipeline/bundle.ts";
@@ -38,8 +38,7 @@ export async function runDemo(o: { out: string; weights: string; seed: number; q
 
   const p = makePhantom({ seed: o.seed });
   stage("phantom");
-  const device = await createDevice();
-  deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
+  const device = await commandDevice();
   const files: string[] = [];
   try {
     const { net, spec } = readModelBundle(device, bundleBytes);

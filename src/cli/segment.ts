@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PulmoError } from "../runtime/errors.ts";
 import type { Device } from "../runtime/device.ts";
-import { createDevice, deprioritizeMainThread } from "../node.ts";
+import { commandDevice } from "./device.ts";
 import { writeMaskLike, type NiftiVolume } from "../io/nifti.ts";
 import { InferenceCancelledError, segment, type SegmentOptions } from "../pipeline/inference.ts";
 import { presetFor, presetOptions } from "../pipeline/presets.ts";
@@ -324,8 +324,7 @@ export const segmentCommand: Command = {
     planCases(run); // usage mistakes before the GPU starts
     const interrupt = interruptOnSigint();
     run.signal = interrupt.signal;
-    const device = await createDevice();
-    deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
+    const device = await commandDevice();
     try {
       const m = model ? stateDictModel(device, model, config, weights, overrides, population) : bundleModel(device, weights!, overrides);
       try {

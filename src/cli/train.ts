@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PulmoError, shapeStr } from "../runtime/errors.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { createDevice, deprioritizeMainThread, fitNode, terminalProgress } from "../node.ts";
+import { fitNode, terminalProgress } from "../node.ts";
+import { commandDevice } from "./device.ts";
 import { Adam } from "../graph/optim.ts";
 import { checkpointBytes, loadCheckpoint } from "../graph/checkpoint.ts";
 import { diceBceLoss, diceCeLoss } from "../graph/ops/loss.ts";
@@ -147,9 +148,7 @@ export const trainCommand: Command = {
     const samples = dims === 2 ? (e: number) => crops(e).map(to2d) : crops;
     const validation = valVols.length ? validationCrops(valVols, patch).map((s) => (dims === 2 ? to2d(s) : s)) : undefined;
 
-    const device = await createDevice();
-
-    deprioritizeMainThread(); // Dawn polls on this thread (src/platform/node.ts)
+    const device = await commandDevice();
     try {
       const net = loadStateDictModel(device, model, config, a.str("weights"));
       try {
