@@ -20,7 +20,7 @@ import { needsGrad, record } from "../tape.ts";
 import { expectFloat, expectRank, expectSameDevice, groups1d, label, spreadsOverSubgroup } from "../launch.ts";
 import { convDepthSlabs, recordConvSplit } from "./split.ts";
 import { ksEligible, launchTransposeKs } from "./conv_transpose_ks.ts";
-import { convUniforms } from "./conv_uniforms.ts";
+import { convUniforms, tapPeriod, withVolume } from "./conv_uniforms.ts";
 
 export interface ConvOptions {
   stride?: number | number[];
@@ -84,7 +84,6 @@ const K1_FWD_WORKGROUPS = 256;
 /** conv_k1_sg: output channels per lane (16 measured best; 8, and two vec4 columns per lane, slower). */
 const K1_TCO = 16;
 
-const vec4 = (v: V3) => [v[0], v[1], v[2], numel(v)];
 const to3 = (v: number[], fill: number): V3 => (v.length === 2 ? [fill, v[0]!, v[1]!] : [v[0]!, v[1]!, v[2]!]);
 
 /** A per-dimension option as `nd` integers (a scalar applies to every dim). */
@@ -172,7 +171,7 @@ function launchGather(transposed: boolean, x: Tensor, w: Tensor, bias: Tensor | 
   if (useSg || (fits && g.k[2] > 1 && win < vox * g.k[2])) Object.assign(constants, { KW: g.k[2], SW: g.stride[2], DW: g.dil[2] });
   const base = transposed ? "conv/conv_transposed" : useSg ? "conv/conv_direct_sg" : "conv/conv_direct";
   if (transposed) {
-    const kstep = uniforms.kstep as number[];
+    const kstep = tapPeriod(g.stride, g.dil);
     // W taps of one phase that share an input window: all of them (at most 8) when consecutive
     // phase taps read consecutive inputs (kstep * dil = stride, i.e. dil divides stride)
     const tapsPerPhase = Math.ceil(g.k[2] / kstep[2]!);
@@ -277,9 +276,9 @@ function launchGradWeight(a: Tensor, b: Tensor, wShape: readonly number[], g: Ge
       nchunks,
       rows_per_chunk: rowsPerChunk,
       rows,
-      asz: vec4(asz),
-      bsz: vec4(spatial3(b)),
-      ksz: vec4(g.k),
+      asz: withVolume(asz),
+      bsz: withVolume(spatial3(b)),
+      ksz: withVolume(g.k),
       stride: g.stride,
       pad: g.pad,
       dil: g.dil,

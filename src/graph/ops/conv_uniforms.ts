@@ -27,7 +27,11 @@ export interface ConvBlock {
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-const withVolume = (v: V3) => [v[0], v[1], v[2], numel(v)];
+/** A spatial size as the kernels' vec4: D, H, W and their product. */
+export const withVolume = (v: readonly number[]) => [v[0]!, v[1]!, v[2]!, numel(v)];
+/** conv_transposed's tap period per dim: stride / gcd(stride, dil) (its loops step over the taps
+ * that land on the stride grid). */
+export const tapPeriod = (stride: V3, dil: V3) => stride.map((s, i) => s / gcd(s, dil[i]!));
 
 export function convUniforms(c: ConvBlock): Record<string, number | number[]> {
   return {
@@ -47,7 +51,6 @@ export function convUniforms(c: ConvBlock): Record<string, number | number[]> {
     stride: c.stride,
     pad: c.pad,
     dil: c.dil,
-    // conv_transposed's tap period per dim (its loops step over the taps that land on the stride grid)
-    kstep: c.stride.map((s, i) => s / gcd(s, c.dil[i]!)),
+    kstep: tapPeriod(c.stride, c.dil),
   };
 }
