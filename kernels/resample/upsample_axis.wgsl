@@ -184,24 +184,30 @@ fn x2w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 // 2i + 4, two of them input i's, so each step loads 2 rows. n: outer × ceil(len_in / SEG) × inner.
 override SEG: u32 = 8u;
 
+// An invocation's segment: lane k of the per_row lanes across the inner axis, input rows
+// i0 .. i1 of outer o (invocations ordered k fastest, then segment, then outer).
+struct Seg { k: u32, o: u32, i0: u32, i1: u32 }
+
+fn seg_of(e: u32, per_row: u32) -> Seg {
+  let segs = (p.len_in + SEG - 1u) / SEG;
+  let t = e / per_row;
+  let i0 = (t % segs) * SEG;
+  return Seg(e % per_row, t / segs, i0, min(i0 + SEG, p.len_in));
+}
+
 @compute @workgroup_size(64)
 fn x2i(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let e = gid.x + gid.y * nwg.x * 64u;
   if (e >= p.n) { return; }
-  let segs = (p.len_in + SEG - 1u) / SEG;
-  let k = e % p.inner;
-  let t = e / p.inner;
-  let i0 = (t % segs) * SEG;
-  let o = t / segs;
-  let i1 = min(i0 + SEG, p.len_in);
+  let sg = seg_of(e, p.inner);
   let last = p.len_out - 1u;
-  let b = o * p.len_out * p.inner + k;
-  var l = src[b + (max(2u * i0, 1u) - 1u) * p.inner];
-  var a = src[b + 2u * i0 * p.inner];
-  for (var i = i0; i < i1; i++) {
+  let b = sg.o * p.len_out * p.inner + sg.k;
+  var l = src[b + (max(2u * sg.i0, 1u) - 1u) * p.inner];
+  var a = src[b + 2u * sg.i0 * p.inner];
+  for (var i = sg.i0; i < sg.i1; i++) {
     let c = src[b + (2u * i + 1u) * p.inner];
     let r = src[b + min(2u * i + 2u, last) * p.inner];
-    dst[(o * p.len_in + i) * p.inner + k] = x2_adj(l, a, c, r);
+    dst[(sg.o * p.len_in + i) * p.inner + sg.k] = x2_adj(l, a, c, r);
     l = c;
     a = r;
   }
@@ -226,15 +232,10 @@ struct HW { o: u32, k: u32, i0: u32, i1: u32, l: vec4<f32>, a: vec4<f32>, rb: u3
 
 fn hw_begin(e: u32) -> HW {
   let wo = 2u * p.inner;
-  let quads = (p.inner + 3u) / 4u;
-  let segs = (p.len_in + SEG - 1u) / SEG;
-  let k = e % quads;
-  let t = e / quads;
-  let i0 = (t % segs) * SEG;
-  let o = t / segs;
-  let b = o * p.len_out;
-  return HW(o, k, i0, min(i0 + SEG, p.len_in), wq((b + max(2u * i0, 1u) - 1u) * wo, k, wo), wq((b + 2u * i0) * wo, k, wo),
-            (b + 2u * i0 + 1u) * wo, (b + p.len_out - 1u) * wo);
+  let sg = seg_of(e, (p.inner + 3u) / 4u);
+  let b = sg.o * p.len_out;
+  return HW(sg.o, sg.k, sg.i0, sg.i1, wq((b + max(2u * sg.i0, 1u) - 1u) * wo, sg.k, wo), wq((b + 2u * sg.i0) * wo, sg.k, wo),
+            (b + 2u * sg.i0 + 1u) * wo, (b + p.len_out - 1u) * wo);
 }
 
 // dx row i's quad (4 inputs along W); slides the walk on.
@@ -321,21 +322,16 @@ fn x2i4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let e = gid.x + gid.y * nwg.x * 64u;
   if (e >= p.n) { return; }
   let in4 = p.inner / 4u;
-  let segs = (p.len_in + SEG - 1u) / SEG;
-  let k = e % in4;
-  let t = e / in4;
-  let i0 = (t % segs) * SEG;
-  let o = t / segs;
-  let i1 = min(i0 + SEG, p.len_in);
+  let sg = seg_of(e, in4);
   let last = p.len_out - 1u;
-  let b = o * p.len_out * in4 + k;
-  var l = src4[b + (max(2u * i0, 1u) - 1u) * in4];
-  var a = src4[b + 2u * i0 * in4];
+  let b = sg.o * p.len_out * in4 + sg.k;
+  var l = src4[b + (max(2u * sg.i0, 1u) - 1u) * in4];
+  var a = src4[b + 2u * sg.i0 * in4];
   // offsets advance by addition (src row 2i + 1, dst row i)
-  var rb = b + (2u * i0 + 1u) * in4;
+  var rb = b + (2u * sg.i0 + 1u) * in4;
   let lastb = b + last * in4;
-  var d = (o * p.len_in + i0) * in4 + k;
-  for (var i = i0; i < i1; i++) {
+  var d = (sg.o * p.len_in + sg.i0) * in4 + sg.k;
+  for (var i = sg.i0; i < sg.i1; i++) {
     let c = src4[rb];
     let r = src4[min(rb + in4, lastb)];
     dst4[d] = X2_OUTER * (l + r) + X2_INNER * (a + c);

@@ -38,12 +38,11 @@ fn x2hw4_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let e = min(e0, p.n - 1u);
   let wo4 = p.inner / 2u; // a dy row in vec4s
   let quads = p.inner / 4u;
-  let segs = (p.len_in + SEG - 1u) / SEG;
-  let k = e % quads;
-  let t = e / quads;
-  let i0 = (t % segs) * SEG;
-  let o = t / segs;
-  let rows = min(SEG, p.len_in - i0);
+  let sg = seg_of(e, quads);
+  let k = sg.k;
+  let i0 = sg.i0;
+  let o = sg.o;
+  let rows = sg.i1 - i0;
   let steps = subgroupMax(rows);
   let last = k + 1u == quads;
   let pb = o * p.len_out * wo4;
